@@ -1,0 +1,1 @@
+"""lossdoctor's API service: contract, analysis core, job store. Never imports TensorFlow."""

@@ -1,0 +1,100 @@
+"""Data sample: safe loading of an uploaded .npz, its statistics, and the checks they allow."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from typing import Any
+
+import numpy as np
+
+from service.errors import InvalidDataset, PayloadTooLarge
+
+
+def load_sample(blob: bytes, max_examples: int, max_unpacked_bytes: int) -> tuple[np.ndarray, np.ndarray]:
+    """`x` and `y` from an `np.savez` file, refusing pickles, zip bombs and mismatched shapes."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+            declared = sum(info.file_size for info in archive.infolist())
+    except zipfile.BadZipFile as exc:
+        raise InvalidDataset("the file is not an .npz archive (np.savez / np.savez_compressed)") \
+            from exc
+    # Sizes in the zip directory are what decompression will produce: check before inflating.
+    if declared > max_unpacked_bytes:
+        raise PayloadTooLarge(
+            f"the archive unpacks to {declared} bytes; the limit is {max_unpacked_bytes}"
+        )
+    try:
+        with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
+            names = set(npz.files)
+            if not {"x", "y"} <= names:
+                raise InvalidDataset(f"the archive needs arrays 'x' and 'y'; it has {sorted(names)}")
+            x, y = npz["x"], npz["y"]
+    except ValueError as exc:  # numpy's answer to object arrays under allow_pickle=False
+        raise InvalidDataset(f"the arrays cannot be read without pickle: {exc}") from exc
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise InvalidDataset(f"the archive is damaged: {exc}") from exc
+    return _validated(x, y, max_examples)
+
+
+def _validated(x: np.ndarray, y: np.ndarray, max_examples: int) -> tuple[np.ndarray, np.ndarray]:
+    if x.dtype.kind not in "biuf" or y.dtype.kind not in "biuf":
+        raise InvalidDataset(f"x and y must be numeric arrays (x is {x.dtype}, y is {y.dtype})")
+    if x.ndim < 2 or x.ndim > 4:
+        raise InvalidDataset(f"x must be (N, H, W[, C]) or (N, features); its shape is {x.shape}")
+    if y.ndim == 2 and y.shape[1] > 1:  # one-hot labels
+        y = np.argmax(y, axis=1)
+    y = y.reshape(len(y)) if y.ndim == 2 else y
+    if y.ndim != 1:
+        raise InvalidDataset(f"y must be (N,) labels or (N, C) one-hot; its shape is {y.shape}")
+    if len(x) != len(y):
+        raise InvalidDataset(f"x has {len(x)} examples but y has {len(y)} labels")
+    if len(x) == 0:
+        raise InvalidDataset("the sample is empty")
+    if len(x) > max_examples:
+        raise PayloadTooLarge(f"the sample has {len(x)} examples; the limit is {max_examples}")
+    if not np.all(np.isfinite(y)) or np.any(y < 0) or np.any(y != np.round(y)):
+        raise InvalidDataset("y must hold non-negative integer class labels")
+    if x.ndim == 3:
+        x = x[..., np.newaxis]  # (N, H, W) grayscale → (N, H, W, 1), as Keras expects
+    return x, y.astype(np.int64)
+
+
+def sample_stats(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Per-channel statistics, non-finite counts, class counts and duplicates."""
+    xf = x.astype(np.float64, copy=False)
+    channels = xf.reshape(-1, xf.shape[-1])
+    finite = np.isfinite(channels)
+    clean = np.where(finite, channels, np.nan)
+    with np.errstate(all="ignore"):
+        stats = {
+            "min": np.nanmin(clean, axis=0), "max": np.nanmax(clean, axis=0),
+            "mean": np.nanmean(clean, axis=0), "std": np.nanstd(clean, axis=0),
+        }
+    labels, counts = np.unique(y, return_counts=True)
+    dup, conflicting = _duplicates(x, y)
+    return {
+        "channels": {k: [_num(v) for v in vals] for k, vals in stats.items()},
+        "nan_count": int(np.isnan(channels).sum()) if x.dtype.kind == "f" else 0,
+        "inf_count": int(np.isinf(channels).sum()) if x.dtype.kind == "f" else 0,
+        "class_counts": {str(int(k)): int(c) for k, c in zip(labels, counts, strict=True)},
+        "duplicate_count": dup,
+        "conflicting_duplicates": conflicting,
+        "dtype": str(x.dtype),
+    }
+
+
+def _num(v: float) -> float | None:
+    return float(v) if np.isfinite(v) else None
+
+
+def _duplicates(x: np.ndarray, y: np.ndarray) -> tuple[int, int]:
+    """Examples that repeat an earlier one, and how many repeated inputs carry several labels."""
+    rows = np.ascontiguousarray(x.reshape(len(x), -1))
+    labels_of: dict[bytes, set[int]] = {}
+    dup = 0
+    for row, label in zip(rows, y.tolist(), strict=True):
+        seen = labels_of.setdefault(row.tobytes(), set())
+        dup += bool(seen)
+        seen.add(label)
+    return dup, sum(1 for labels in labels_of.values() if len(labels) > 1)

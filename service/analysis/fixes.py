@@ -1,0 +1,97 @@
+"""Fixes as RFC 7396 merge patches of `run`, built from the spec they repair."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from service.schemas.model import Layer
+from service.schemas.report import Fix
+from service.schemas.run import RunSpec
+
+# The seed article's augmentation (Keras ImageDataGenerator settings).
+AUGMENTATION = {"rotation_range": 20, "width_shift_range": 0.2, "height_shift_range": 0.2,
+                "horizontal_flip": True}
+_WEIGHTED = {"conv2d", "separable_conv2d", "depthwise_conv2d", "dense"}
+_RELU_LIKE = {"relu", "relu6", "elu", "gelu", "swish", "silu", "leaky_relu", "mish", "softplus"}
+
+
+def learning_rate(value: float, why: str) -> Fix:
+    return Fix(summary=f"Set the learning rate to {value:.3g} ({why})",
+               patch={"optimizer": {"learning_rate": _round(value)}})
+
+
+def step_decay(initial_lr: float, epochs: int | None) -> Fix:
+    # The seed article halves every 10 epochs; shorter runs halve proportionally sooner.
+    every = 10 if not epochs or epochs >= 30 else max(2, epochs // 3)
+    return Fix(
+        summary=f"Decay the learning rate: start at {initial_lr:.3g}, halve it every {every} epochs",
+        patch={"lr_schedule": {"name": "step_decay", "initial_lr": _round(initial_lr),
+                               "drop": 0.5, "epochs_drop": every}},
+    )
+
+
+def normalize_inputs(input_min: float | None) -> Fix:
+    if input_min is not None and input_min >= 0:
+        return Fix(summary="Rescale inputs to [0, 1] (divide by the maximum, e.g. x / 255)",
+                   patch={"preprocessing": {"normalization": "rescale"}})
+    return Fix(summary="Standardize inputs per channel (subtract the mean, divide by the std)",
+               patch={"preprocessing": {"normalization": "standardize"}})
+
+
+def augmentation() -> Fix:
+    return Fix(summary="Add data augmentation (rotation 20°, shifts 0.2, horizontal flip) and "
+                       "stop at the best validation epoch",
+               patch={"preprocessing": {"augmentation": dict(AUGMENTATION)}})
+
+
+def batch_size(value: int, why: str) -> Fix:
+    return Fix(summary=f"Use batch size {value} ({why})", patch={"batch_size": value})
+
+
+def label_cleanup(run: RunSpec) -> Fix:
+    loss = run.loss.name if run.loss else "sparse_categorical_crossentropy"
+    patch: dict[str, Any] = {"loss": {"name": loss, "label_smoothing": 0.1}}
+    if run.loss and run.loss.from_logits:
+        patch["loss"]["from_logits"] = True
+    return Fix(summary="Audit and clean the labels; until then train with label smoothing 0.1 "
+                       "and keep the best validation epoch", patch=patch)
+
+
+Edit = Callable[[Layer, str, bool], dict[str, Any]]
+
+
+def model_patch(run: RunSpec, names: list[str], summary: str, edit: Edit) -> Fix:
+    """A fix that rewrites layers; `edit(layer, name, is_output)` returns the fields to change.
+
+    `names` are the layers' names as the architecture resolved them (a layer list may omit them).
+    """
+    assert run.model is not None and run.model.layers is not None
+    layers = run.model.layers
+    out = []
+    for i, (layer, name) in enumerate(zip(layers, names, strict=True)):
+        doc = layer.model_dump(mode="json", exclude_none=True)
+        doc.update(edit(layer, name, i == len(layers) - 1))
+        out.append(doc)
+    patch: dict[str, Any] = {"model": {"input_shape": run.model.input_shape, "layers": out}}
+    if run.model.keras_json is not None:
+        patch["model"]["keras_json"] = None  # the patched model is given as a layer list
+    return Fix(summary=summary, patch=patch)
+
+
+def initializer_for(activation: str | None) -> str:
+    """He for the ReLU family, LeCun for SELU, Glorot otherwise (tanh, sigmoid, linear)."""
+    act = (activation or "linear").lower()
+    if act in _RELU_LIKE:
+        return "he_normal"
+    if act == "selu":
+        return "lecun_normal"
+    return "glorot_uniform"
+
+
+def is_weighted(layer: Layer) -> bool:
+    return layer.type in _WEIGHTED
+
+
+def _round(value: float) -> float:
+    return float(f"{value:.2g}")

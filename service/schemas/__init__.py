@@ -1,0 +1,1 @@
+"""Pydantic models of the public v1 contract."""

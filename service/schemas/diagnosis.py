@@ -1,0 +1,53 @@
+"""The diagnosis resource and its request."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.schemas.history import History
+from service.schemas.report import Report
+from service.schemas.run import RunSpec
+
+Status = Literal["queued", "running", "succeeded", "failed", "canceled"]
+
+
+class ProbeOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    budget_seconds: float | None = Field(default=None, gt=0)
+    seeds: int | None = Field(default=None, ge=1, le=10)
+
+
+class DiagnosisRequest(BaseModel):
+    """A run and its loss history. Only `history.loss` is required."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run: RunSpec = Field(default_factory=RunSpec)
+    history: History
+    probes: ProbeOptions = Field(default_factory=ProbeOptions)
+
+
+class Progress(BaseModel):
+    probes_done: int = 0
+    probes_total: int = 0
+    current_probe: str | None = None
+
+
+class Diagnosis(BaseModel):
+    id: str
+    status: Status
+    created_at: datetime
+    updated_at: datetime
+    progress: Progress = Field(default_factory=Progress)
+    report: Report | None = None
+    error: str | None = None
+
+
+class DiagnosisPage(BaseModel):
+    items: list[Diagnosis]
+    next_cursor: str | None = None

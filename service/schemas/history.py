@@ -1,0 +1,60 @@
+"""Keras `History.history`: per-epoch series, where a non-finite value is evidence, not an error."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+_NON_FINITE = {"nan": math.nan, "infinity": math.inf, "inf": math.inf, "-infinity": -math.inf,
+               "-inf": -math.inf, "+infinity": math.inf, "+inf": math.inf}
+
+
+def _series(values: Any) -> list[float]:
+    """Numbers as floats; null, "NaN", "Infinity" and bare NaN become non-finite floats."""
+    if not isinstance(values, list):
+        raise ValueError("must be a list of numbers")
+    out: list[float] = []
+    append = out.append
+    for v in values:
+        # bool is an int subclass; a True in a loss curve is a client bug, not a number.
+        if type(v) is float or (type(v) is int):
+            append(float(v))
+        elif v is None:
+            append(math.nan)
+        elif isinstance(v, str) and v.strip().lower() in _NON_FINITE:
+            append(_NON_FINITE[v.strip().lower()])
+        else:
+            raise ValueError(f"{v!r} is not a number, null, 'NaN' or 'Infinity'")
+    return out
+
+
+Series = Annotated[list[float], BeforeValidator(_series)]
+
+
+class History(BaseModel):
+    """Per-epoch values keyed like Keras' `History.history`. Extra metric keys are kept."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, Series] = Field(init=False)  # type: ignore[assignment]
+
+    loss: Series = Field(min_length=1, examples=[[2.30, 2.29, 2.30]])
+    val_loss: Series | None = None
+    accuracy: Series | None = None
+    val_accuracy: Series | None = None
+    learning_rate: Series | None = None
+    step_loss: Series | None = Field(default=None, description="Per-step training losses.")
+    grad_norm: Series | None = Field(default=None, description="Global gradient norm per epoch.")
+
+    def series(self, key: str) -> list[float] | None:
+        """A series by Keras key, including extra metrics ("acc", "sparse_categorical_accuracy")."""
+        value = getattr(self, key, None)
+        if value is None and self.model_extra:
+            value = self.model_extra.get(key)
+        return value
+
+    def total_points(self) -> int:
+        fields = [getattr(self, name) for name in type(self).model_fields]
+        extra = list((self.model_extra or {}).values())
+        return sum(len(v) for v in fields + extra if isinstance(v, list))

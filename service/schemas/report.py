@@ -1,0 +1,102 @@
+"""The diagnosis report: symptoms in the curves, ranked causes with evidence, fixes, probes."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+CauseId = Literal[
+    "learning_rate_too_high",
+    "learning_rate_too_low",
+    "missing_lr_decay",
+    "poor_weight_initialization",
+    "unnormalized_inputs",
+    "noisy_labels",
+    "excessive_regularization",
+    "insufficient_capacity",
+    "overfitting",
+    "batch_size_too_small",
+    "batch_size_too_large",
+    "kernel_size_mismatch",
+    "output_loss_mismatch",
+]
+
+SymptomId = Literal[
+    "non_finite_loss",
+    "divergence",
+    "explosion",
+    "high_initial_loss",
+    "stuck_at_chance",
+    "plateau",
+    "slow_decrease",
+    "oscillation",
+    "late_collapse",
+    "train_val_gap",
+    "noisy_floor",
+]
+
+
+class Symptom(BaseModel):
+    id: SymptomId
+    epochs: tuple[int, int] = Field(description="First and last epoch (1-based) that show it.")
+    detail: str
+
+
+class Fix(BaseModel):
+    summary: str
+    patch: dict[str, Any] = Field(description="RFC 7396 JSON merge patch of `run`.")
+
+
+class ProbeEvidence(BaseModel):
+    """What a probe training showed about one cause."""
+
+    name: str
+    change: dict[str, Any]
+    baseline_loss: float | None
+    probe_loss: float | None
+    improvement: float | None
+    seeds: int
+    spread: float | None
+    confirmed: bool
+
+
+class Cause(BaseModel):
+    id: CauseId
+    confidence: float = Field(ge=0, le=1)
+    evidence: list[str]
+    fix: Fix
+    probe: ProbeEvidence | None = None
+
+
+class DataCheck(BaseModel):
+    id: str
+    status: Literal["ok", "warning", "fail"]
+    detail: str
+
+
+class ProbeRun(BaseModel):
+    """One probe training as it ran."""
+
+    name: str
+    change: dict[str, Any]
+    status: Literal["queued", "running", "succeeded", "failed", "skipped", "not_applicable"]
+    device: str | None = None
+    seeds: int = 0
+    steps: int = 0
+    final_loss: float | None = None
+    spread: float | None = None
+    curve: list[float | None] = Field(default_factory=list)
+    detail: str | None = None
+
+
+class Report(BaseModel):
+    verdict: Literal["healthy", "problem"]
+    summary: str
+    symptoms: list[Symptom]
+    causes: list[Cause]
+    data_checks: list[DataCheck] = Field(default_factory=list)
+    probes: list[ProbeRun] = Field(default_factory=list)
+    notes: list[str] = Field(
+        default_factory=list, description="What the analysis could not see (missing inputs)."
+    )

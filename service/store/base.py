@@ -1,0 +1,53 @@
+"""What every job store offers. Documents are JSON-ready dicts; ids are opaque strings."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, Protocol
+
+Doc = dict[str, Any]
+
+
+class Store(Protocol):
+    def ping(self) -> None:
+        """Raise `ServiceUnavailable` when the backing service does not answer."""
+
+    def create_diagnosis(self, doc: Doc, request: Doc) -> None: ...
+
+    def get_diagnosis(self, diagnosis_id: str) -> Doc | None: ...
+
+    def get_request(self, diagnosis_id: str) -> Doc | None: ...
+
+    def list_diagnoses(self, limit: int, cursor: str | None) -> tuple[list[Doc], str | None]:
+        """Newest first; `cursor` is what the previous page returned."""
+
+    def update_diagnosis(self, diagnosis_id: str, changes: Doc) -> Doc | None:
+        """Set top-level fields of a diagnosis; None when it does not exist."""
+
+    def delete_diagnosis(self, diagnosis_id: str) -> bool: ...
+
+    def add_probe_result(self, diagnosis_id: str, key: str, result: Doc) -> bool:
+        """Record a probe result once: a redelivered probe finds its key taken and gets False."""
+
+    def probe_results(self, diagnosis_id: str) -> dict[str, Doc]: ...
+
+    def put_dataset(self, meta: Doc, blob: bytes) -> None: ...
+
+    def get_dataset(self, dataset_id: str) -> Doc | None: ...
+
+    def get_dataset_blob(self, dataset_id: str) -> bytes | None: ...
+
+    def delete_dataset(self, dataset_id: str) -> bool: ...
+
+
+def encode_cursor(position: int | float, item_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{position}|{item_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    """Inverse of `encode_cursor`; a malformed cursor raises ValueError."""
+    padded = cursor + "=" * (-len(cursor) % 4)
+    position, _, item_id = base64.urlsafe_b64decode(padded.encode()).decode().partition("|")
+    if not item_id:
+        raise ValueError("malformed cursor")
+    return float(position), item_id

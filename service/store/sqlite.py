@@ -1,0 +1,141 @@
+"""Embedded store: one SQLite file, shared safely by the API and a local worker process."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from service.errors import InvalidRunSpec
+from service.store.base import Doc, decode_cursor, encode_cursor
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS diagnoses (
+    id TEXT PRIMARY KEY, seq REAL NOT NULL, doc TEXT NOT NULL, request TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS diagnoses_seq ON diagnoses (seq);
+CREATE TABLE IF NOT EXISTS probe_results (
+    diagnosis_id TEXT NOT NULL, key TEXT NOT NULL, result TEXT NOT NULL,
+    PRIMARY KEY (diagnosis_id, key));
+CREATE TABLE IF NOT EXISTS datasets (id TEXT PRIMARY KEY, meta TEXT NOT NULL);
+"""
+
+
+class SQLiteStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.blob_dir = path.parent / "datasets"
+        self.blob_dir.mkdir(exist_ok=True)
+        self._local = threading.local()
+        with self._db() as db:
+            db.executescript(_SCHEMA)
+
+    def _db(self) -> sqlite3.Connection:
+        # One connection per thread: sqlite3 connections must not cross threads.
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+        return db
+
+    def ping(self) -> None:
+        self._db().execute("SELECT 1")
+
+    def create_diagnosis(self, doc: Doc, request: Doc) -> None:
+        self._db().execute(
+            "INSERT INTO diagnoses (id, seq, doc, request) VALUES (?, ?, ?, ?)",
+            (doc["id"], time.time(), json.dumps(doc), json.dumps(request)),
+        )
+
+    def get_diagnosis(self, diagnosis_id: str) -> Doc | None:
+        row = self._db().execute("SELECT doc FROM diagnoses WHERE id = ?", (diagnosis_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def get_request(self, diagnosis_id: str) -> Doc | None:
+        row = self._db().execute(
+            "SELECT request FROM diagnoses WHERE id = ?", (diagnosis_id,)
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def list_diagnoses(self, limit: int, cursor: str | None) -> tuple[list[Doc], str | None]:
+        if cursor:
+            try:
+                seq, after_id = decode_cursor(cursor)
+            except ValueError as exc:
+                raise InvalidRunSpec("the cursor is not one this service returned") from exc
+            rows = self._db().execute(
+                "SELECT id, seq, doc FROM diagnoses WHERE (seq, id) < (?, ?) "
+                "ORDER BY seq DESC, id DESC LIMIT ?",
+                (seq, after_id, limit + 1),
+            ).fetchall()
+        else:
+            rows = self._db().execute(
+                "SELECT id, seq, doc FROM diagnoses ORDER BY seq DESC, id DESC LIMIT ?",
+                (limit + 1,),
+            ).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1][1], rows[-1][0]) if more and rows else None
+        return [json.loads(r[2]) for r in rows], next_cursor
+
+    def update_diagnosis(self, diagnosis_id: str, changes: Doc) -> Doc | None:
+        db = self._db()
+        # BEGIN IMMEDIATE takes the write lock first, so a concurrent worker cannot interleave.
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            row = db.execute("SELECT doc FROM diagnoses WHERE id = ?", (diagnosis_id,)).fetchone()
+            if row is None:
+                db.execute("ROLLBACK")
+                return None
+            doc = json.loads(row[0]) | changes
+            db.execute("UPDATE diagnoses SET doc = ? WHERE id = ?", (json.dumps(doc), diagnosis_id))
+            db.execute("COMMIT")
+            return doc
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def delete_diagnosis(self, diagnosis_id: str) -> bool:
+        db = self._db()
+        db.execute("DELETE FROM probe_results WHERE diagnosis_id = ?", (diagnosis_id,))
+        return db.execute("DELETE FROM diagnoses WHERE id = ?", (diagnosis_id,)).rowcount > 0
+
+    def add_probe_result(self, diagnosis_id: str, key: str, result: Doc) -> bool:
+        cur = self._db().execute(
+            "INSERT OR IGNORE INTO probe_results (diagnosis_id, key, result) VALUES (?, ?, ?)",
+            (diagnosis_id, key, json.dumps(result)),
+        )
+        return cur.rowcount > 0
+
+    def probe_results(self, diagnosis_id: str) -> dict[str, Doc]:
+        rows = self._db().execute(
+            "SELECT key, result FROM probe_results WHERE diagnosis_id = ?", (diagnosis_id,)
+        ).fetchall()
+        return {k: json.loads(r) for k, r in rows}
+
+    def put_dataset(self, meta: Doc, blob: bytes) -> None:
+        target = self.blob_dir / f"{meta['id']}.npz"
+        partial = target.with_suffix(".part")
+        partial.write_bytes(blob)
+        partial.replace(target)  # atomic: a reader never sees half a file
+        self._db().execute(
+            "INSERT INTO datasets (id, meta) VALUES (?, ?)", (meta["id"], json.dumps(meta))
+        )
+
+    def get_dataset(self, dataset_id: str) -> Doc | None:
+        row = self._db().execute("SELECT meta FROM datasets WHERE id = ?", (dataset_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def get_dataset_blob(self, dataset_id: str) -> bytes | None:
+        if self.get_dataset(dataset_id) is None:
+            return None
+        path = self.blob_dir / f"{dataset_id}.npz"
+        return path.read_bytes() if path.exists() else None
+
+    def delete_dataset(self, dataset_id: str) -> bool:
+        (self.blob_dir / f"{dataset_id}.npz").unlink(missing_ok=True)
+        return self._db().execute("DELETE FROM datasets WHERE id = ?", (dataset_id,)).rowcount > 0
