@@ -27,7 +27,7 @@ def from_fixture(name: str) -> Architecture:
     return describe(*translate((FIXTURES / f"{name}.json").read_text()))
 
 
-def L(type_: str, **fields: Any) -> Layer:  # noqa: N802 - reads like a layer constructor
+def L(type_: str, **fields: Any) -> Layer:  # reads like a layer constructor
     return Layer(type=type_, **fields)  # type: ignore[arg-type]
 
 
@@ -73,7 +73,9 @@ def test_seed_cnn_totals() -> None:
     arch = from_fixture("seed_cnn")
     assert arch.output_units == 10 and arch.output_activation == "softmax"
     assert arch.narrowest is not None and (arch.narrowest.name, arch.narrowest.width) == (
-        "conv2d", 32)
+        "conv2d",
+        32,
+    )
     assert not arch.has_input_scaling and arch.rescaling_scale is None
     assert arch.augmentation_layers == ()
 
@@ -141,8 +143,11 @@ def test_normalization_layer_and_constant_initializer_are_flagged() -> None:
         (Initializer(name="he_uniform"), (64, 10), math.sqrt(2 / 64)),
         (Initializer(name="lecun_normal"), (3, 3, 4, 4), math.sqrt(1 / 36)),
         (Initializer(name="lecun_uniform"), (64, 10), math.sqrt(1 / 64)),
-        (Initializer(name="variance_scaling", scale=2.0, mode="fan_out"), (3, 3, 4, 8),
-         math.sqrt(2 / 72)),
+        (
+            Initializer(name="variance_scaling", scale=2.0, mode="fan_out"),
+            (3, 3, 4, 8),
+            math.sqrt(2 / 72),
+        ),
         (Initializer(name="variance_scaling"), (1, 1), 1.0),
         (Initializer(name="orthogonal", gain=2.0), (3, 3, 4, 8), 2 / 6),
         (Initializer(name="identity"), (4, 4), math.sqrt(0.25 * 0.75)),
@@ -151,8 +156,9 @@ def test_normalization_layer_and_constant_initializer_are_flagged() -> None:
         (Initializer(name="constant", value=3.0), (4, 4), 0.0),
     ],
 )
-def test_initializer_std_follows_keras_formulas(init: Initializer, shape: tuple[int, ...],
-                                                expected: float) -> None:
+def test_initializer_std_follows_keras_formulas(
+    init: Initializer, shape: tuple[int, ...], expected: float
+) -> None:
     assert initializer_std(init, shape) == pytest.approx(expected)
 
 
@@ -168,7 +174,7 @@ def test_string_initializer_is_normalized() -> None:
 
 
 def test_identity_initializer_on_a_conv_cannot_be_built() -> None:
-    with pytest.raises(ValueError, match="layer 'c'.*identity initializer needs a 2D"):
+    with pytest.raises(ValueError, match=r"layer 'c'.*identity initializer needs a 2D"):
         describe([8, 8, 3], [conv(name="c", kernel_initializer="identity")])
 
 
@@ -192,11 +198,14 @@ def test_pool_collapsing_the_feature_map_raises() -> None:
 
 
 def test_strides_dilation_and_same_padding() -> None:
-    arch = describe([32, 32, 3], [
-        conv(kernel=3, strides=2, padding="same", name="s"),
-        conv(kernel=3, dilation_rate=2, name="d"),
-        L("average_pooling2d", pool_size=3, strides=2, name="p"),
-    ])
+    arch = describe(
+        [32, 32, 3],
+        [
+            conv(kernel=3, strides=2, padding="same", name="s"),
+            conv(kernel=3, dilation_rate=2, name="d"),
+            L("average_pooling2d", pool_size=3, strides=2, name="p"),
+        ],
+    )
     assert arch.layer("s").output_shape == (16, 16, 8)
     assert arch.layer("d").output_shape == (12, 12, 8)
     assert arch.layer("p").output_shape == (5, 5, 8)
@@ -229,7 +238,7 @@ def test_global_pooling_with_and_without_keepdims() -> None:
 
 
 def test_conv_on_a_flat_input_raises() -> None:
-    with pytest.raises(ValueError, match="layer 'c'.*rank-3 input"):
+    with pytest.raises(ValueError, match=r"layer 'c'.*rank-3 input"):
         describe([10], [conv(name="c")])
 
 
@@ -254,19 +263,22 @@ def test_add_needs_equal_shapes() -> None:
 def test_concatenate_joins_the_last_axis_and_rejects_mismatched_maps() -> None:
     cat = L("concatenate", name="cat", inputs=["left", "right"])
     assert describe([8, 8, 3], _branches(cat, right_filters=4)).output_shape == (8, 8, 12)
-    bad = [conv(name="left"), conv(name="right", padding="same", inputs=[MODEL_INPUT]),
-           L("concatenate", name="cat", inputs=["left", "right"])]
+    bad = [
+        conv(name="left"),
+        conv(name="right", padding="same", inputs=[MODEL_INPUT]),
+        L("concatenate", name="cat", inputs=["left", "right"]),
+    ]
     with pytest.raises(ValueError, match="layer 'cat' \\(concatenate\\) cannot join"):
         describe([8, 8, 3], bad)
 
 
 def test_unknown_or_later_input_names_raise_naming_the_layer() -> None:
     with pytest.raises(ValueError, match="layer 'b' takes input from 'ghost'"):
-        describe([4], [L("dense", units=2, name="a"),
-                       L("dense", units=2, name="b", inputs=["ghost"])])
+        describe(
+            [4], [L("dense", units=2, name="a"), L("dense", units=2, name="b", inputs=["ghost"])]
+        )
     with pytest.raises(ValueError, match="layer 'a' takes input from 'b'"):
-        describe([4], [L("dense", units=2, name="a", inputs=["b"]),
-                       L("dense", units=2, name="b")])
+        describe([4], [L("dense", units=2, name="a", inputs=["b"]), L("dense", units=2, name="b")])
 
 
 def test_duplicate_layer_names_raise() -> None:
@@ -289,21 +301,31 @@ def test_groups_must_divide_channels() -> None:
 
 
 def test_activation_is_found_through_dropout_and_batch_norm() -> None:
-    arch = describe([10], [L("dense", units=5, name="d"), L("dropout", rate=0.2),
-                           L("batch_normalization"), L("activation", activation="tanh")])
+    arch = describe(
+        [10],
+        [
+            L("dense", units=5, name="d"),
+            L("dropout", rate=0.2),
+            L("batch_normalization"),
+            L("activation", activation="tanh"),
+        ],
+    )
     assert arch.layer("d").activation == "tanh" and arch.layer("d").normalized_after
 
 
 def test_activation_search_stops_at_other_layers() -> None:
-    arch = describe([8, 8, 3], [conv(name="c"), L("max_pooling2d"), L("relu"),
-                                L("batch_normalization")])
+    arch = describe(
+        [8, 8, 3], [conv(name="c"), L("max_pooling2d"), L("relu"), L("batch_normalization")]
+    )
     assert arch.layer("c").activation == "linear"
     assert arch.layer("c").normalized_after  # BN still follows before the next weighted layer
 
 
 def test_normalization_after_the_next_weighted_layer_does_not_count() -> None:
-    arch = describe([10], [L("dense", units=5, name="a"), L("dense", units=5, name="b"),
-                           L("layer_normalization")])
+    arch = describe(
+        [10],
+        [L("dense", units=5, name="a"), L("dense", units=5, name="b"), L("layer_normalization")],
+    )
     assert not arch.layer("a").normalized_after and arch.layer("b").normalized_after
 
 
@@ -318,8 +340,15 @@ def test_linear_output_is_reported_as_linear() -> None:
 
 
 def test_leaky_relu_layer_kinds_are_named() -> None:
-    arch = describe([10], [L("dense", units=5, name="a"), L("relu", negative_slope=0.2),
-                           L("dense", units=5, name="b"), L("leaky_relu")])
+    arch = describe(
+        [10],
+        [
+            L("dense", units=5, name="a"),
+            L("relu", negative_slope=0.2),
+            L("dense", units=5, name="b"),
+            L("leaky_relu"),
+        ],
+    )
     assert arch.layer("a").activation == "leaky_relu"
     assert arch.layer("b").activation == "leaky_relu"
 

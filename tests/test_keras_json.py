@@ -18,8 +18,7 @@ from service.analysis.keras_json import compile_info, translate
 from service.schemas.model import Initializer, ModelSpec, Regularizer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "keras"
-REAL = ["seed_cnn", "residual", "concat", "preprocessing", "normalized_mlp",
-        "functional_augment"]
+REAL = ["seed_cnn", "residual", "concat", "preprocessing", "normalized_mlp", "functional_augment"]
 
 
 def text(name: str) -> str:
@@ -34,16 +33,29 @@ def sequential(*layers: dict[str, Any], shape: list[Any] | None = None) -> dict[
     """A minimal Keras 3 Sequential document with an InputLayer."""
     entries: list[dict[str, Any]] = []
     if shape is not None:
-        entries.append({"module": "keras.layers", "class_name": "InputLayer",
-                        "registered_name": None,
-                        "config": {"batch_shape": shape, "name": "input_layer"}})
-    return {"module": "keras", "class_name": "Sequential", "registered_name": None,
-            "config": {"name": "m", "layers": entries + list(layers)}}
+        entries.append(
+            {
+                "module": "keras.layers",
+                "class_name": "InputLayer",
+                "registered_name": None,
+                "config": {"batch_shape": shape, "name": "input_layer"},
+            }
+        )
+    return {
+        "module": "keras",
+        "class_name": "Sequential",
+        "registered_name": None,
+        "config": {"name": "m", "layers": entries + list(layers)},
+    }
 
 
 def layer(cls: str, name: str, **config: Any) -> dict[str, Any]:
-    return {"module": "keras.layers", "class_name": cls, "registered_name": None,
-            "config": {"name": name, **config}}
+    return {
+        "module": "keras.layers",
+        "class_name": cls,
+        "registered_name": None,
+        "config": {"name": name, **config},
+    }
 
 
 def dense(name: str = "dense", **config: Any) -> dict[str, Any]:
@@ -51,8 +63,12 @@ def dense(name: str = "dense", **config: Any) -> dict[str, Any]:
 
 
 def keras_init(cls: str, **config: Any) -> dict[str, Any]:
-    return {"module": "keras.initializers", "class_name": cls, "config": config,
-            "registered_name": None}
+    return {
+        "module": "keras.initializers",
+        "class_name": cls,
+        "config": config,
+        "registered_name": None,
+    }
 
 
 # ---------------------------------------------------------------- real Keras fixtures
@@ -67,8 +83,15 @@ def test_seed_cnn_keeps_shapes_names_initializers_and_regularizers() -> None:
     shape, layers = translate(text("seed_cnn"))
     assert shape == [28, 28, 1]
     assert [layer.type for layer in layers] == [
-        "conv2d", "max_pooling2d", "conv2d", "max_pooling2d", "flatten", "dense", "dropout",
-        "dense"]
+        "conv2d",
+        "max_pooling2d",
+        "conv2d",
+        "max_pooling2d",
+        "flatten",
+        "dense",
+        "dropout",
+        "dense",
+    ]
     conv = layers[0]
     assert conv.name == "conv2d" and conv.filters == 32 and conv.kernel_size == (3, 3)
     assert conv.activation == "relu" and conv.padding == "valid"
@@ -106,7 +129,11 @@ def test_concatenate_keeps_all_branches_in_order() -> None:
 def test_nested_augmentation_sequential_is_flattened() -> None:
     _, layers = translate(text("preprocessing"))
     assert [layer.type for layer in layers[:4]] == [
-        "random_flip", "random_rotation", "random_translation", "rescaling"]
+        "random_flip",
+        "random_rotation",
+        "random_translation",
+        "rescaling",
+    ]
     assert layers[0].mode == "horizontal"
     assert layers[1].factor == (-0.1, 0.1)
     assert layers[2].height_factor == 0.1 and layers[2].width_factor == (-0.2, 0.2)
@@ -127,7 +154,7 @@ def test_shape_affecting_options_are_kept() -> None:
     assert by_type["zero_padding2d"].padding == ((1, 2), (3, 4))
     assert by_type["reshape"].target_shape == [-1, 8]
     assert by_type["leaky_relu"].negative_slope == pytest.approx(0.1)
-    grouped = [layer for layer in layers if layer.groups == 2][0]
+    grouped = next(layer for layer in layers if layer.groups == 2)
     assert grouped.dilation_rate == (2, 2) and grouped.activation == "gelu"
     _, mlp = translate(text("normalized_mlp"))
     assert mlp[0].mean == 0.5 and mlp[0].variance == 4.0 and mlp[1].mean is None
@@ -158,13 +185,21 @@ def test_model_spec_reports_a_rejected_layer_as_a_validation_error() -> None:
 
 def test_translation_never_imports_tensorflow_or_keras() -> None:
     # A fresh interpreter, since other tests in the session may import TensorFlow themselves.
-    code = ("import sys; from service.analysis.keras_json import translate; "
-            "from service.analysis.architecture import describe; "
-            f"describe(*translate(open({str(FIXTURES / 'residual.json')!r}).read())); "
-            "bad = {'tensorflow', 'keras'} & set(sys.modules); assert not bad, bad")
+    code = (
+        "import sys; from service.analysis.keras_json import translate; "
+        "from service.analysis.architecture import describe; "
+        f"describe(*translate(open({str(FIXTURES / 'residual.json')!r}).read())); "
+        "bad = {'tensorflow', 'keras'} & set(sys.modules); assert not bad, bad"
+    )
     root = Path(__file__).parent.parent
-    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
-                            text=True, env={**os.environ, "PYTHONPATH": str(root)}, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -193,7 +228,8 @@ def test_lambda_layer_without_bytecode_is_rejected_naming_the_layer() -> None:
 
 def test_unknown_layer_class_is_rejected_listing_the_allowed_ones() -> None:
     model = sequential(layer("MultiHeadAttention", "mha"), shape=[None, 4])
-    with pytest.raises(ValueError, match=r"'mha' has class MultiHeadAttention.*allowed: Activation"):
+    expected = r"'mha' has class MultiHeadAttention.*allowed: Activation"
+    with pytest.raises(ValueError, match=expected):
         translate(model)
 
 
@@ -204,15 +240,20 @@ def test_package_registered_name_is_rejected() -> None:
 
 
 def test_custom_object_inside_a_layer_config_is_rejected() -> None:
-    init = {"module": "my_pkg.inits", "class_name": "Evil", "config": {}, "registered_name": None}
-    with pytest.raises(ValueError, match="layer 'dense'.*'my_pkg.inits'"):
+    init: dict[str, Any] = {
+        "module": "my_pkg.inits",
+        "class_name": "Evil",
+        "config": {},
+        "registered_name": None,
+    }
+    with pytest.raises(ValueError, match=r"layer 'dense'.*'my_pkg.inits'"):
         translate(sequential(dense(kernel_initializer=init), shape=[None, 4]))
 
 
 def test_activation_serialized_as_bytecode_is_rejected() -> None:
     lam = {"value": ["4wEAAAAAAAAAAAAAAAEAAAAD", None, None]}
     model = sequential(layer("Activation", "act", activation=lam), shape=[None, 4])
-    with pytest.raises(ValueError, match="layer 'act'.*not a built-in Keras activation"):
+    with pytest.raises(ValueError, match=r"layer 'act'.*not a built-in Keras activation"):
         translate(model)
 
 
@@ -238,14 +279,15 @@ def test_nested_functional_model_is_rejected() -> None:
         ({"filters": True, "kernel_size": [3, 3]}, "filters must be an integer"),
     ],
 )
-def test_absurd_or_unsupported_conv_settings_are_rejected(config: dict[str, Any],
-                                                          expected: str) -> None:
+def test_absurd_or_unsupported_conv_settings_are_rejected(
+    config: dict[str, Any], expected: str
+) -> None:
     with pytest.raises(ValueError, match=f"layer 'c'.*{expected}"):
         translate(sequential(layer("Conv2D", "c", **config), shape=[None, 8, 8, 3]))
 
 
 def test_absurd_dense_units_are_rejected() -> None:
-    with pytest.raises(ValueError, match="'dense'.*units must be an integer"):
+    with pytest.raises(ValueError, match=r"'dense'.*units must be an integer"):
         translate(sequential(dense(units=5_000_000), shape=[None, 4]))
 
 
@@ -310,11 +352,16 @@ def test_initializers_accept_strings_and_serialized_dicts() -> None:
     model = sequential(
         dense("a", kernel_initializer="he_normal"),
         dense("b", kernel_initializer="HeUniform"),
-        dense("c", kernel_initializer=keras_init("VarianceScaling", scale=2.0, mode="fan_out",
-                                                 distribution="uniform", seed=None)),
+        dense(
+            "c",
+            kernel_initializer=keras_init(
+                "VarianceScaling", scale=2.0, mode="fan_out", distribution="uniform", seed=None
+            ),
+        ),
         dense("d", kernel_initializer=keras_init("Constant", value=0.3)),
         dense("e", kernel_initializer=keras_init("Orthogonal", gain=2.0, seed=None)),
-        shape=[None, 4])
+        shape=[None, 4],
+    )
     _, layers = translate(model)
     assert [layer.kernel_initializer for layer in layers] == [
         Initializer(name="he_normal"),
@@ -327,42 +374,63 @@ def test_initializers_accept_strings_and_serialized_dicts() -> None:
 
 def test_unsupported_initializer_is_rejected() -> None:
     model = sequential(dense(kernel_initializer=keras_init("STFT")), shape=[None, 4])
-    with pytest.raises(ValueError, match="'dense'.*not a supported initializer"):
+    with pytest.raises(ValueError, match=r"'dense'.*not a supported initializer"):
         translate(model)
 
 
 def test_string_regularizers_use_keras_defaults() -> None:
-    model = sequential(dense("a", kernel_regularizer="l2"), dense("b", kernel_regularizer="l1"),
-                       shape=[None, 4])
+    model = sequential(
+        dense("a", kernel_regularizer="l2"), dense("b", kernel_regularizer="l1"), shape=[None, 4]
+    )
     _, layers = translate(model)
     assert layers[0].kernel_regularizer == Regularizer(l2=0.01)
     assert layers[1].kernel_regularizer == Regularizer(l1=0.01)
 
 
 def test_unsupported_regularizer_is_rejected() -> None:
-    reg = {"module": "keras.regularizers", "class_name": "OrthogonalRegularizer",
-           "config": {"factor": 0.01}, "registered_name": None}
+    reg = {
+        "module": "keras.regularizers",
+        "class_name": "OrthogonalRegularizer",
+        "config": {"factor": 0.01},
+        "registered_name": None,
+    }
     with pytest.raises(ValueError, match="supported: L1, L2, L1L2"):
         translate(sequential(dense(kernel_regularizer=reg), shape=[None, 4]))
 
 
 def test_serialized_activation_dict_is_accepted_by_name() -> None:
-    act = {"module": "keras.activations", "class_name": "function", "config": "relu",
-           "registered_name": "function"}
+    act = {
+        "module": "keras.activations",
+        "class_name": "function",
+        "config": "relu",
+        "registered_name": "function",
+    }
     _, layers = translate(sequential(dense(activation=act), shape=[None, 4]))
     assert layers[0].activation == "relu"
 
 
 def _functional(*layers: dict[str, Any], inputs: Any, outputs: Any) -> dict[str, Any]:
-    return {"module": "keras.src.models.functional", "class_name": "Functional",
-            "registered_name": "Functional",
-            "config": {"name": "f", "layers": list(layers), "input_layers": inputs,
-                       "output_layers": outputs}}
+    return {
+        "module": "keras.src.models.functional",
+        "class_name": "Functional",
+        "registered_name": "Functional",
+        "config": {
+            "name": "f",
+            "layers": list(layers),
+            "input_layers": inputs,
+            "output_layers": outputs,
+        },
+    }
 
 
 def _node(*sources: str) -> dict[str, Any]:
-    tensors = [{"class_name": "__keras_tensor__",
-                "config": {"shape": [None, 4], "keras_history": [s, 0, 0]}} for s in sources]
+    tensors = [
+        {
+            "class_name": "__keras_tensor__",
+            "config": {"shape": [None, 4], "keras_history": [s, 0, 0]},
+        }
+        for s in sources
+    ]
     return {"args": [tensors[0]] if len(tensors) == 1 else [tensors], "kwargs": {}}
 
 
@@ -375,30 +443,46 @@ def _fn_input(name: str = "in") -> dict[str, Any]:
 
 
 def test_shared_layers_are_rejected() -> None:
-    model = _functional(_fn_input(), _fn_layer(dense("d"), _node("in"), _node("in")),
-                        inputs=["in", 0, 0], outputs=["d", 0, 0])
+    model = _functional(
+        _fn_input(),
+        _fn_layer(dense("d"), _node("in"), _node("in")),
+        inputs=["in", 0, 0],
+        outputs=["d", 0, 0],
+    )
     with pytest.raises(ValueError, match="'d' is called 2 times"):
         translate(model)
 
 
 def test_multi_output_models_are_rejected() -> None:
-    model = _functional(_fn_input(), _fn_layer(dense("d"), _node("in")),
-                        inputs=[["in", 0, 0]], outputs=[["d", 0, 0], ["d", 0, 0]])
+    model = _functional(
+        _fn_input(),
+        _fn_layer(dense("d"), _node("in")),
+        inputs=[["in", 0, 0]],
+        outputs=[["d", 0, 0], ["d", 0, 0]],
+    )
     with pytest.raises(ValueError, match="exactly one output"):
         translate(model)
 
 
 def test_unknown_inbound_layer_is_rejected() -> None:
-    model = _functional(_fn_input(), _fn_layer(dense("d"), _node("ghost")),
-                        inputs=[["in", 0, 0]], outputs=[["d", 0, 0]])
+    model = _functional(
+        _fn_input(),
+        _fn_layer(dense("d"), _node("ghost")),
+        inputs=[["in", 0, 0]],
+        outputs=[["d", 0, 0]],
+    )
     with pytest.raises(ValueError, match="unknown layer 'ghost'"):
         translate(model)
 
 
 def test_functional_layers_are_put_in_dependency_order() -> None:
-    model = _functional(_fn_input(), _fn_layer(dense("second"), _node("first")),
-                        _fn_layer(dense("first"), _node("in")),
-                        inputs=[["in", 0, 0]], outputs=[["second", 0, 0]])
+    model = _functional(
+        _fn_input(),
+        _fn_layer(dense("second"), _node("first")),
+        _fn_layer(dense("first"), _node("in")),
+        inputs=[["in", 0, 0]],
+        outputs=[["second", 0, 0]],
+    )
     _, layers = translate(model)
     assert [layer.name for layer in layers] == ["first", "second"]
 

@@ -105,6 +105,7 @@ D_SGD = RunConfig(dataset="digits", n_train=1297, epochs=20, optimizer="sgd", lr
 F_SMALL_SGD = RunConfig(n_train=1000, epochs=6, optimizer="sgd", lr=0.02, momentum=0.9)
 F_SMALL_ADAM = RunConfig(n_train=1000, epochs=6)
 F_SMALL_BN = RunConfig(n_train=1000, epochs=6, dense_batchnorm=True)
+D_SHORT_SGD = D_SGD.with_(epochs=8)
 # Twins of missing_lr_decay: a high-ish rate that is decayed (the fault keeps it constant).
 DECAY_SGD = RunConfig(optimizer="sgd", lr=0.1, momentum=0.9, schedule="step_decay",
                       decay_every=3, epochs=15)
@@ -187,7 +188,8 @@ FAULT_RECIPES: tuple[Recipe, ...] = (
     _r("batch_size_too_small", "batch 2, Adam", F_SMALL_ADAM, batch_size=2),
     _r("batch_size_too_small", "batch 1 with BatchNorm after the dense layer", F_SMALL_BN,
        batch_size=1),
-    _r("batch_size_too_small", "digits batch 1, SGD momentum 0.05", D_SGD, batch_size=1),
+    _r("batch_size_too_small", "digits batch 1, SGD momentum 0.05", D_SHORT_SGD,
+       batch_size=1),
     # Whole-dataset batches: a dozen optimizer steps in all.
     _r("batch_size_too_large", "full batch (3000), Adam", F_ADAM, batch_size=FULL_BATCH),
     _r("batch_size_too_large", "batch 4096 > dataset, SGD momentum", F_SGD, batch_size=4096),
@@ -197,9 +199,9 @@ FAULT_RECIPES: tuple[Recipe, ...] = (
     # First kernel about as large as the image, or a stride that skips pixels.
     _r("kernel_size_mismatch", "21x21 first kernel on 28x28", F_ADAM, first_kernel=21,
        first_padding="valid"),
-    _r("kernel_size_mismatch", "25x25 first kernel on 28x28, SGD", F_SGD, first_kernel=25,
+    _r("kernel_size_mismatch", "27x27 first kernel on 28x28, SGD", F_SGD, first_kernel=27,
        first_padding="valid"),
-    _r("kernel_size_mismatch", "7x7 first kernel on 8x8 digits", D_ADAM, first_kernel=7,
+    _r("kernel_size_mismatch", "13x13 first kernel on 14x14, Nadam", F_HALF, first_kernel=13,
        first_padding="valid"),
     _r("kernel_size_mismatch", "3x3 kernel with stride 5", F_RMS, first_stride=5,
        first_padding="valid"),

@@ -145,7 +145,7 @@ def _names(layers: Sequence[Layer]) -> list[str]:
 
 def _resolve_inputs(layers: Sequence[Layer], names: list[str]) -> list[tuple[str, ...]]:
     """Explicit inputs must name earlier layers; absent inputs mean the previous layer."""
-    resolved = []
+    resolved: list[tuple[str, ...]] = []
     for i, layer in enumerate(layers):
         if layer.inputs is None:
             resolved.append((names[i - 1] if i else MODEL_INPUT,))
@@ -154,8 +154,9 @@ def _resolve_inputs(layers: Sequence[Layer], names: list[str]) -> list[tuple[str
             raise ValueError(f"layer {names[i]!r} has an empty inputs list")
         for source in layer.inputs:
             if source != MODEL_INPUT and source not in names[:i]:
-                raise ValueError(f"layer {names[i]!r} takes input from {source!r}, which is "
-                                 "not an earlier layer")
+                raise ValueError(
+                    f"layer {names[i]!r} takes input from {source!r}, which is not an earlier layer"
+                )
         resolved.append(tuple(layer.inputs))
     return resolved
 
@@ -172,8 +173,9 @@ def _consumers(names: list[str], inputs: list[tuple[str, ...]]) -> dict[str, lis
 # ---------------------------------------------------------------- one layer
 
 
-def _describe_layer(layer: Layer, name: str, sources: tuple[str, ...],
-                    in_shapes: list[Shape]) -> LayerInfo:
+def _describe_layer(
+    layer: Layer, name: str, sources: tuple[str, ...], in_shapes: list[Shape]
+) -> LayerInfo:
     _check_arity(layer, name, in_shapes)
     in_shape = in_shapes[0]
     out_shape = _output_shape(layer, name, in_shapes)
@@ -181,9 +183,14 @@ def _describe_layer(layer: Layer, name: str, sources: tuple[str, ...],
     primary = kernels[0] if kernels else None
     spatial = layer.type in CONVS or layer.type in POOLS
     return LayerInfo(
-        name=name, type=layer.type, inputs=sources, input_shape=in_shape,
-        output_shape=out_shape, params=_params(layer, name, in_shape, kernels),
-        weighted=layer.type in WEIGHTED, activation=_own_activation(layer),
+        name=name,
+        type=layer.type,
+        inputs=sources,
+        input_shape=in_shape,
+        output_shape=out_shape,
+        params=_params(layer, name, in_shape, kernels),
+        weighted=layer.type in WEIGHTED,
+        activation=_own_activation(layer),
         normalized_after=False,
         fan_in=primary.fan_in if primary else None,
         fan_out=primary.fan_out if primary else None,
@@ -203,8 +210,9 @@ def _check_arity(layer: Layer, name: str, in_shapes: list[Shape]) -> None:
     if merging and len(in_shapes) < 2:
         raise ValueError(f"layer {name!r} ({layer.type}) needs at least two inputs")
     if not merging and len(in_shapes) != 1:
-        raise ValueError(f"layer {name!r} ({layer.type}) takes exactly one input, "
-                         f"got {len(in_shapes)}")
+        raise ValueError(
+            f"layer {name!r} ({layer.type}) takes exactly one input, got {len(in_shapes)}"
+        )
 
 
 def _pair(value: int | tuple[int, int] | None, default: int) -> tuple[int, int]:
@@ -217,8 +225,10 @@ def _pair(value: int | tuple[int, int] | None, default: int) -> tuple[int, int]:
 
 def _need_rank(name: str, layer: Layer, shape: Shape, rank: int) -> None:
     if len(shape) != rank:
-        raise ValueError(f"layer {name!r} ({layer.type}) needs a rank-{rank} input "
-                         f"(without batch), got shape {shape}")
+        raise ValueError(
+            f"layer {name!r} ({layer.type}) needs a rank-{rank} input "
+            f"(without batch), got shape {shape}"
+        )
 
 
 def _axis(name: str, axis: int | None, rank: int) -> int:
@@ -294,8 +304,10 @@ def _spatial_output(layer: Layer, name: str, shape: Shape) -> Shape:
         out = -(-n // s) if padding == "same" else (n - effective) // s + 1
         if out < 1:
             what = "pool" if layer.type in POOLS else "kernel"
-            raise ValueError(f"layer {name!r}: {what} {window[0]}x{window[1]} does not fit its "
-                             f"{shape[0]}x{shape[1]} input")
+            raise ValueError(
+                f"layer {name!r}: {what} {window[0]}x{window[1]} does not fit its "
+                f"{shape[0]}x{shape[1]} input"
+            )
         dims.append(out)
     return (dims[0], dims[1], _out_channels(layer, name, shape[2]))
 
@@ -323,8 +335,9 @@ def _reshape(layer: Layer, name: str, shape: Shape) -> Shape:
     if unknown and known and total % known == 0:
         target[unknown[0]] = total // known
     if math.prod(target) != total:
-        raise ValueError(f"layer {name!r}: cannot reshape {shape} ({total} values) "
-                         f"to {layer.target_shape}")
+        raise ValueError(
+            f"layer {name!r}: cannot reshape {shape} ({total} values) to {layer.target_shape}"
+        )
     return tuple(target)
 
 
@@ -350,8 +363,10 @@ def _zero_pad(layer: Layer, name: str, shape: Shape) -> Shape:
 
 def _add(name: str, in_shapes: list[Shape]) -> Shape:
     if any(s != in_shapes[0] for s in in_shapes):
-        raise ValueError(f"layer {name!r} (add) needs inputs of equal shape, got "
-                         f"{', '.join(map(str, in_shapes))}")
+        raise ValueError(
+            f"layer {name!r} (add) needs inputs of equal shape, got "
+            f"{', '.join(map(str, in_shapes))}"
+        )
     return in_shapes[0]
 
 
@@ -362,10 +377,12 @@ def _concatenate(layer: Layer, name: str, in_shapes: list[Shape]) -> Shape:
         others = [d for i, d in enumerate(shape) if i != axis]
         expected = [d for i, d in enumerate(in_shapes[0]) if i != axis]
         if len(shape) != rank or others != expected:
-            raise ValueError(f"layer {name!r} (concatenate) cannot join shapes "
-                             f"{', '.join(map(str, in_shapes))} along axis {layer.axis or -1}")
+            raise ValueError(
+                f"layer {name!r} (concatenate) cannot join shapes "
+                f"{', '.join(map(str, in_shapes))} along axis {layer.axis or -1}"
+            )
     joined = sum(shape[axis] for shape in in_shapes)
-    return (*in_shapes[0][:axis], joined, *in_shapes[0][axis + 1:])
+    return (*in_shapes[0][:axis], joined, *in_shapes[0][axis + 1 :])
 
 
 # ---------------------------------------------------------------- kernels and parameters
@@ -374,53 +391,94 @@ def _concatenate(layer: Layer, name: str, in_shapes: list[Shape]) -> Shape:
 def _kernels(layer: Layer, name: str, in_shape: Shape) -> tuple[KernelInfo, ...]:
     kind = layer.type
     if kind == "dense":
-        return (_kernel("kernel", (in_shape[-1], layer.units or 1), layer.kernel_initializer,
-                        layer.kernel_regularizer, name),)
+        return (
+            _kernel(
+                "kernel",
+                (in_shape[-1], layer.units or 1),
+                layer.kernel_initializer,
+                layer.kernel_regularizer,
+                name,
+            ),
+        )
     if kind not in CONVS:
         return ()
     kh, kw = _pair(layer.kernel_size, 1)
     channels = in_shape[2]
     if kind == "conv2d":
         groups = _groups(layer, name, channels)
-        return (_kernel("kernel", (kh, kw, channels // groups, layer.filters or 1),
-                        layer.kernel_initializer, layer.kernel_regularizer, name),)
+        return (
+            _kernel(
+                "kernel",
+                (kh, kw, channels // groups, layer.filters or 1),
+                layer.kernel_initializer,
+                layer.kernel_regularizer,
+                name,
+            ),
+        )
     multiplier = layer.depth_multiplier or 1
-    depthwise = _kernel("depthwise", (kh, kw, channels, multiplier),
-                        layer.depthwise_initializer, layer.depthwise_regularizer, name)
+    depthwise = _kernel(
+        "depthwise",
+        (kh, kw, channels, multiplier),
+        layer.depthwise_initializer,
+        layer.depthwise_regularizer,
+        name,
+    )
     if kind == "depthwise_conv2d":
         return (depthwise,)
-    pointwise = _kernel("pointwise", (1, 1, channels * multiplier, layer.filters or 1),
-                        layer.pointwise_initializer, layer.pointwise_regularizer, name)
+    pointwise = _kernel(
+        "pointwise",
+        (1, 1, channels * multiplier, layer.filters or 1),
+        layer.pointwise_initializer,
+        layer.pointwise_regularizer,
+        name,
+    )
     return (depthwise, pointwise)
 
 
 def _groups(layer: Layer, name: str, channels: int) -> int:
     groups = layer.groups or 1
     if channels % groups or (layer.filters or 1) % groups:
-        raise ValueError(f"layer {name!r}: groups={groups} must divide both the {channels} "
-                         f"input channels and the {layer.filters} filters")
+        raise ValueError(
+            f"layer {name!r}: groups={groups} must divide both the {channels} "
+            f"input channels and the {layer.filters} filters"
+        )
     return groups
 
 
-def _kernel(role: str, shape: Shape, initializer: str | Initializer | None,
-            regularizer: Regularizer | None, name: str) -> KernelInfo:
+def _kernel(
+    role: str,
+    shape: Shape,
+    initializer: str | Initializer | None,
+    regularizer: Regularizer | None,
+    name: str,
+) -> KernelInfo:
     init = normalize_initializer(initializer)
     fan_in, fan_out = compute_fans(shape)
     try:
         std = initializer_std(init, shape)
     except ValueError as exc:
         raise ValueError(f"layer {name!r}: {exc}") from None
-    return KernelInfo(role=role, shape=shape, fan_in=fan_in, fan_out=fan_out,
-                      initializer=init, init_std=std,
-                      init_constant=init.name in CONSTANT_INITIALIZERS, regularizer=regularizer)
+    return KernelInfo(
+        role=role,
+        shape=shape,
+        fan_in=fan_in,
+        fan_out=fan_out,
+        initializer=init,
+        init_std=std,
+        init_constant=init.name in CONSTANT_INITIALIZERS,
+        regularizer=regularizer,
+    )
 
 
 def _params(layer: Layer, name: str, in_shape: Shape, kernels: tuple[KernelInfo, ...]) -> int:
     """Parameter count as Keras' count_params() (trainable and non-trainable weights)."""
     weights = sum(math.prod(k.shape) for k in kernels)
     if kernels and layer.use_bias is not False:
-        weights += kernels[-1].shape[-1] if layer.type != "depthwise_conv2d" else (
-            in_shape[2] * (layer.depth_multiplier or 1))
+        weights += (
+            kernels[-1].shape[-1]
+            if layer.type != "depthwise_conv2d"
+            else (in_shape[2] * (layer.depth_multiplier or 1))
+        )
     if layer.type in NORMALIZERS:
         channels = in_shape[_axis(name, layer.axis, len(in_shape))]
         learned = (layer.center is not False) + (layer.learn_scale is not False)
@@ -435,8 +493,9 @@ def _normalization_params(layer: Layer, name: str, in_shape: Shape) -> int:
     channels = in_shape[_axis(name, layer.axis, len(in_shape))]
     for stat in (layer.mean, layer.variance):
         if isinstance(stat, list) and len(stat) not in (1, channels):
-            raise ValueError(f"layer {name!r}: {len(stat)} mean/variance values for "
-                             f"{channels} channels")
+            raise ValueError(
+                f"layer {name!r}: {len(stat)} mean/variance values for {channels} channels"
+            )
     # Without given statistics Keras adds adapt() weights: mean, variance and a count.
     return 2 * channels + 1 if layer.mean is None else 0
 
@@ -523,8 +582,9 @@ def _own_activation(layer: Layer) -> str | None:
     return None
 
 
-def _with_followers(i: int, infos: list[LayerInfo], layers: Sequence[Layer],
-                    consumers: dict[str, list[int]]) -> LayerInfo:
+def _with_followers(
+    i: int, infos: list[LayerInfo], layers: Sequence[Layer], consumers: dict[str, list[int]]
+) -> LayerInfo:
     """Fill a weighted layer's effective activation and normalized_after from its successors."""
     info = infos[i]
     if not info.weighted:
@@ -550,8 +610,9 @@ def _with_followers(i: int, infos: list[LayerInfo], layers: Sequence[Layer],
 # ---------------------------------------------------------------- totals
 
 
-def _totals(input_shape: Shape, infos: tuple[LayerInfo, ...],
-            layers: Sequence[Layer]) -> Architecture:
+def _totals(
+    input_shape: Shape, infos: tuple[LayerInfo, ...], layers: Sequence[Layer]
+) -> Architecture:
     rescaling = next((layer for layer in layers if layer.type == "rescaling"), None)
     types = {info.type for info in infos}
     return Architecture(

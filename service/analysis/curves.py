@@ -56,6 +56,16 @@ def chance_loss(loss_name: str | None, num_classes: int | None) -> float | None:
     return None
 
 
+def infer_classes(loss: list[float]) -> int | None:
+    """C when the loss sits flat at ln C: the exact signature of a uniform guess over C classes."""
+    tail = np.asarray(loss[-5:], dtype=float)
+    if len(tail) < 3 or not np.all(np.isfinite(tail)) or np.ptp(tail) > 0.01 * abs(tail.mean()):
+        return None
+    k = math.exp(float(tail.mean()))
+    c = round(k)
+    return c if 2 <= c <= 1000 and abs(k - c) / c < 0.01 else None
+
+
 def _bucket(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Median per bucket, and each bucket's last epoch (1-based), for long series."""
     n = len(values)

@@ -80,18 +80,60 @@ INITIALIZERS: dict[str, str] = {
     "Identity": "identity",
 }
 # Keras also accepts these string aliases for the same classes.
-_INIT_ALIASES = {"zero": "zeros", "one": "ones", "normal": "random_normal",
-                 "uniform": "random_uniform"}
-_INIT_ARGS = ("mean", "stddev", "minval", "maxval", "value", "scale", "mode", "distribution",
-              "gain")
+_INIT_ALIASES = {
+    "zero": "zeros",
+    "one": "ones",
+    "normal": "random_normal",
+    "uniform": "random_uniform",
+}
+_INIT_ARGS = (
+    "mean",
+    "stddev",
+    "minval",
+    "maxval",
+    "value",
+    "scale",
+    "mode",
+    "distribution",
+    "gain",
+)
 
-ACTIVATIONS = frozenset({
-    "celu", "elu", "exponential", "gelu", "glu", "hard_shrink", "hard_sigmoid", "hard_silu",
-    "hard_swish", "hard_tanh", "leaky_relu", "linear", "log_sigmoid", "log_softmax", "mish",
-    "relu", "relu6", "selu", "sigmoid", "silu", "soft_shrink", "softmax", "softplus", "softsign",
-    "sparse_plus", "sparse_sigmoid", "sparsemax", "squareplus", "swish", "tanh", "tanh_shrink",
-    "threshold",
-})
+ACTIVATIONS = frozenset(
+    {
+        "celu",
+        "elu",
+        "exponential",
+        "gelu",
+        "glu",
+        "hard_shrink",
+        "hard_sigmoid",
+        "hard_silu",
+        "hard_swish",
+        "hard_tanh",
+        "leaky_relu",
+        "linear",
+        "log_sigmoid",
+        "log_softmax",
+        "mish",
+        "relu",
+        "relu6",
+        "selu",
+        "sigmoid",
+        "silu",
+        "soft_shrink",
+        "softmax",
+        "softplus",
+        "softsign",
+        "sparse_plus",
+        "sparse_sigmoid",
+        "sparsemax",
+        "squareplus",
+        "swish",
+        "tanh",
+        "tanh_shrink",
+        "threshold",
+    }
+)
 
 _MODULE_RE = re.compile(r"^keras(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _SNAKE_RE = re.compile(r"(?<!^)(?=[A-Z])")
@@ -189,11 +231,13 @@ def _registered_ok(entry: dict[str, Any]) -> bool:
 
 def _check_model_entry(doc: dict[str, Any], where: str) -> None:
     cls = doc.get("class_name")
-    if cls not in MODEL_CLASSES:
+    if not isinstance(cls, str) or cls not in MODEL_CLASSES:
         raise ValueError(f"{where} has class_name {cls!r}; expected Sequential or Functional")
     if not _module_ok(doc.get("module")) or not _registered_ok(doc):
-        raise ValueError(f"{where} is not a built-in Keras model (module {doc.get('module')!r}, "
-                         f"registered_name {doc.get('registered_name')!r})")
+        raise ValueError(
+            f"{where} is not a built-in Keras model (module {doc.get('module')!r}, "
+            f"registered_name {doc.get('registered_name')!r})"
+        )
 
 
 def _walk_dicts(node: Any) -> Iterator[dict[str, Any]]:
@@ -222,15 +266,20 @@ def _check_layer_entry(entry: Any) -> tuple[str, str, dict[str, Any]]:
         allowed = ", ".join(sorted(ALLOWED_CLASSES))
         raise ValueError(f"{label}, which is not allowed (allowed: {allowed})")
     if not _module_ok(entry.get("module")):
-        raise ValueError(f"{label} from module {entry.get('module')!r}, which is not a Keras "
-                         "module")
+        raise ValueError(
+            f"{label} from module {entry.get('module')!r}, which is not a Keras module"
+        )
     if not _registered_ok(entry):
-        raise ValueError(f"{label} with registered_name {entry.get('registered_name')!r}: "
-                         "custom (registered) classes are not allowed")
+        raise ValueError(
+            f"{label} with registered_name {entry.get('registered_name')!r}: "
+            "custom (registered) classes are not allowed"
+        )
     _check_nested_objects(entry, label)
     if config.get("data_format", "channels_last") != "channels_last":
-        raise ValueError(f"{label} with data_format {config.get('data_format')!r}; only "
-                         "channels_last is supported")
+        raise ValueError(
+            f"{label} with data_format {config.get('data_format')!r}; only "
+            "channels_last is supported"
+        )
     return name, cls, config
 
 
@@ -239,14 +288,18 @@ def _check_nested_objects(entry: dict[str, Any], label: str) -> None:
     for item in _walk_dicts(entry.get("config")):
         module = item.get("module")
         if "module" in item and not _module_ok(module):
-            raise ValueError(f"{label} and refers to module {module!r}, which is not a Keras "
-                             "module")
+            raise ValueError(
+                f"{label} and refers to module {module!r}, which is not a Keras module"
+            )
         if item.get("class_name") == "__lambda__" or "code" in item:
-            raise ValueError(f"{label} and contains a serialized Python function, which is "
-                             "not allowed")
+            raise ValueError(
+                f"{label} and contains a serialized Python function, which is not allowed"
+            )
         if "class_name" in item and not _registered_ok(item):
-            raise ValueError(f"{label} and refers to the custom object "
-                             f"{item.get('registered_name')!r}, which is not allowed")
+            raise ValueError(
+                f"{label} and refers to the custom object "
+                f"{item.get('registered_name')!r}, which is not allowed"
+            )
 
 
 # ---------------------------------------------------------------- model structure
@@ -295,8 +348,10 @@ def _first_layer_shape(doc: dict[str, Any], entries: list[Any]) -> list[int] | N
 def _translate_sequential(doc: dict[str, Any]) -> tuple[list[int], list[Layer]]:
     shape, layers = _sequential_layers(doc)
     if shape is None:
-        raise ValueError("the model has no input shape (no InputLayer, batch_shape or "
-                         "build_config); input_shape is needed")
+        raise ValueError(
+            "the model has no input shape (no InputLayer, batch_shape or "
+            "build_config); input_shape is needed"
+        )
     return shape, layers
 
 
@@ -323,8 +378,10 @@ def _sequential_layers(doc: dict[str, Any]) -> tuple[list[int] | None, list[Laye
 def _flatten_nested(entry: dict[str, Any], name: str) -> list[Layer]:
     """A nested Sequential (e.g. an augmentation block) is spliced in; others are rejected."""
     if entry.get("class_name") != "Sequential":
-        raise ValueError(f"layer {name!r} is a nested {entry.get('class_name')} model, which is "
-                         "not supported; build the model flat")
+        raise ValueError(
+            f"layer {name!r} is a nested {entry.get('class_name')} model, which is "
+            "not supported; build the model flat"
+        )
     _check_model_entry(entry, f"nested model {name!r}")
     _, inner = _sequential_layers(entry)  # its input shape is the parent's, so not needed
     if not inner:
@@ -367,8 +424,10 @@ def _inbound(entry: dict[str, Any], name: str) -> list[str]:
     nodes = entry.get("inbound_nodes")
     if not isinstance(nodes, list) or len(nodes) != 1:
         count = len(nodes) if isinstance(nodes, list) else 0
-        raise ValueError(f"layer {name!r} is called {count} times; each layer must be called "
-                         "exactly once (shared layers are not supported)")
+        raise ValueError(
+            f"layer {name!r} is called {count} times; each layer must be called "
+            "exactly once (shared layers are not supported)"
+        )
     sources = _history_names(nodes[0], name)
     if not sources:
         raise ValueError(f"layer {name!r} has no inputs in its inbound_nodes")
@@ -411,8 +470,9 @@ def _translate_functional(config: dict[str, Any]) -> tuple[list[int], list[Layer
         _check_count(len(layers))
     if shape is None:
         raise ValueError("the Functional model has no InputLayer; input_shape is needed")
-    layers = [_with_inputs(layer, [alias.get(s, s) for s in layer.inputs or []])
-              for layer in layers]
+    layers = [
+        _with_inputs(layer, [alias.get(s, s) for s in layer.inputs or []]) for layer in layers
+    ]
     return shape, _ancestors_in_order(layers, alias.get(output_name, output_name))
 
 
@@ -501,8 +561,7 @@ class _Reader:
         if len(items) == 1:
             items = items * 2
         if len(items) != 2 or not all(_is_int(v) and 1 <= v <= hi for v in items):
-            raise self.fail(f"{key} must be one or two integers between 1 and {hi}, "
-                            f"got {value!r}")
+            raise self.fail(f"{key} must be one or two integers between 1 and {hi}, got {value!r}")
         return (int(items[0]), int(items[1]))
 
     def number(self, key: str) -> float | None:
@@ -580,35 +639,46 @@ def _conv_common(r: _Reader) -> dict[str, Any]:
 
 
 def _conv2d(r: _Reader) -> dict[str, Any]:
-    return {**_conv_common(r), "filters": r.integer("filters", MAX_UNITS),
-            "groups": r.integer("groups", MAX_UNITS),
-            "kernel_initializer": r.initializer("kernel_initializer"),
-            "kernel_regularizer": r.regularizer("kernel_regularizer")}
+    return {
+        **_conv_common(r),
+        "filters": r.integer("filters", MAX_UNITS),
+        "groups": r.integer("groups", MAX_UNITS),
+        "kernel_initializer": r.initializer("kernel_initializer"),
+        "kernel_regularizer": r.regularizer("kernel_regularizer"),
+    }
 
 
 def _depthwise(r: _Reader) -> dict[str, Any]:
-    return {**_conv_common(r), "depth_multiplier": r.integer("depth_multiplier", 1024),
-            "depthwise_initializer": r.initializer("depthwise_initializer"),
-            "depthwise_regularizer": r.regularizer("depthwise_regularizer")}
+    return {
+        **_conv_common(r),
+        "depth_multiplier": r.integer("depth_multiplier", 1024),
+        "depthwise_initializer": r.initializer("depthwise_initializer"),
+        "depthwise_regularizer": r.regularizer("depthwise_regularizer"),
+    }
 
 
 def _separable(r: _Reader) -> dict[str, Any]:
-    return {**_depthwise(r), "filters": r.integer("filters", MAX_UNITS),
-            "pointwise_initializer": r.initializer("pointwise_initializer"),
-            "pointwise_regularizer": r.regularizer("pointwise_regularizer")}
+    return {
+        **_depthwise(r),
+        "filters": r.integer("filters", MAX_UNITS),
+        "pointwise_initializer": r.initializer("pointwise_initializer"),
+        "pointwise_regularizer": r.regularizer("pointwise_regularizer"),
+    }
 
 
 def _dense(r: _Reader) -> dict[str, Any]:
-    return {"units": r.integer("units", MAX_UNITS), "activation": r.activation(),
-            "use_bias": r.flag("use_bias"),
-            "kernel_initializer": r.initializer("kernel_initializer"),
-            "kernel_regularizer": r.regularizer("kernel_regularizer"),
-            "bias_regularizer": r.regularizer("bias_regularizer")}
+    return {
+        "units": r.integer("units", MAX_UNITS),
+        "activation": r.activation(),
+        "use_bias": r.flag("use_bias"),
+        "kernel_initializer": r.initializer("kernel_initializer"),
+        "kernel_regularizer": r.regularizer("kernel_regularizer"),
+        "bias_regularizer": r.regularizer("bias_regularizer"),
+    }
 
 
 def _pool(r: _Reader) -> dict[str, Any]:
-    return {"pool_size": r.pair("pool_size"), "strides": r.pair("strides"),
-            "padding": r.padding()}
+    return {"pool_size": r.pair("pool_size"), "strides": r.pair("strides"), "padding": r.padding()}
 
 
 def _norm(r: _Reader) -> dict[str, Any]:
@@ -649,9 +719,16 @@ def _zero_padding(r: _Reader) -> dict[str, Any]:
         value = [[value, value], [value, value]]
     elif isinstance(value, list) and len(value) == 2 and all(map(_is_int, value)):
         value = [[value[0], value[0]], [value[1], value[1]]]
-    ok = isinstance(value, list) and len(value) == 2 and all(
-        isinstance(p, list) and len(p) == 2 and all(_is_int(v) and 0 <= v <= MAX_KERNEL
-                                                     for v in p) for p in value)
+    ok = (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(
+            isinstance(p, list)
+            and len(p) == 2
+            and all(_is_int(v) and 0 <= v <= MAX_KERNEL for v in p)
+            for p in value
+        )
+    )
     if not ok:
         raise r.fail(f"padding must be an int, a pair or a pair of pairs, got {value!r}")
     return {"padding": ((value[0][0], value[0][1]), (value[1][0], value[1][1]))}
@@ -685,8 +762,10 @@ _READERS = {
     "Concatenate": lambda r: {"axis": r.axis()},
     "RandomFlip": lambda r: {"mode": r.config.get("mode")},
     "RandomRotation": lambda r: {"factor": r.factor("factor")},
-    "RandomTranslation": lambda r: {"height_factor": r.factor("height_factor"),
-                                    "width_factor": r.factor("width_factor")},
+    "RandomTranslation": lambda r: {
+        "height_factor": r.factor("height_factor"),
+        "width_factor": r.factor("width_factor"),
+    },
 }
 
 
@@ -716,9 +795,12 @@ def _initializer(value: Any, r: _Reader, key: str) -> Initializer | None:
         if name not in INITIALIZERS.values():
             raise r.fail(f"{key} {value!r} is not a supported initializer")
         return Initializer(name=name)
-    if not isinstance(value, dict) or value.get("class_name") not in INITIALIZERS:
-        raise r.fail(f"{key} {_short(value)} is not a supported initializer "
-                     f"(supported: {', '.join(INITIALIZERS)})")
+    cls = value.get("class_name") if isinstance(value, dict) else None
+    if not isinstance(cls, str) or cls not in INITIALIZERS:
+        raise r.fail(
+            f"{key} {_short(value)} is not a supported initializer "
+            f"(supported: {', '.join(INITIALIZERS)})"
+        )
     config = value.get("config") or {}
     if not isinstance(config, dict):
         raise r.fail(f"{key} config must be an object")
@@ -726,7 +808,7 @@ def _initializer(value: Any, r: _Reader, key: str) -> Initializer | None:
         raise r.fail(f"{key} with input_axes/output_axes is not supported")
     args = {k: config[k] for k in _INIT_ARGS if config.get(k) is not None}
     try:
-        return Initializer(name=INITIALIZERS[value["class_name"]], **args)
+        return Initializer(name=INITIALIZERS[cls], **args)
     except ValidationError as exc:
         raise r.fail(f"{key} has invalid arguments: {exc.errors()[0]['msg']}") from None
 
@@ -760,5 +842,9 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value == value \
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and value == value
         and abs(value) != float("inf")
+    )

@@ -16,6 +16,7 @@ from service.schemas.report import Cause, Report
 from service.schemas.run import RunSpec
 
 # A cause at or above this confidence is "credible": the verdict is then "problem".
+# The verdict is also "problem" when the curve shows a severe symptom (NaN, stuck at chance…).
 CREDIBLE = 0.5
 
 
@@ -61,7 +62,7 @@ def input_range(run: RunSpec, dataset: dict[str, Any] | None,
 def build_context(request: DiagnosisRequest, dataset: dict[str, Any] | None) -> Context:
     run = request.run
     arch = architecture(run)
-    classes = num_classes(run, dataset, arch)
+    classes = num_classes(run, dataset, arch) or curves.infer_classes(request.history.loss)
     chance = curves.chance_loss(run.loss.name if run.loss else None, classes)
     examples = (run.data.num_examples if run.data and run.data.num_examples else None) or \
         (dataset["num_examples"] if dataset else None)
@@ -84,7 +85,8 @@ def static_report(request: DiagnosisRequest, dataset: dict[str, Any] | None) -> 
     causes = rank(ctx)
     credible = [c for c in causes if c.confidence >= CREDIBLE]
     return Report(
-        verdict="problem" if credible else "healthy",
+        # A severe symptom is a problem even when the inputs cannot say which cause it is.
+        verdict="problem" if credible or ctx.severe else "healthy",
         summary=_summary(ctx, credible, causes),
         symptoms=ctx.curve.symptoms,
         causes=causes,
@@ -112,6 +114,11 @@ def _summary(ctx: Context, credible: list[Cause], causes: list[Cause]) -> str:
         others = [f"{x.id.replace('_', ' ')} ({x.confidence:.2f})" for x in credible[1:3]]
         if others:
             parts.append("Also credible: " + ", ".join(others) + ".")
+    elif ctx.severe:
+        parts.append("The run is in trouble, but what was sent cannot tell its cause apart"
+                     + (f"; candidates: {', '.join(x.id.replace('_', ' ') for x in causes[:3])}"
+                        if causes else "") + ". Send the model, optimizer and a data sample, "
+                     "or enable probes.")
     else:
         parts.append("No cause is credible: this looks like a healthy run.")
         if causes:
@@ -120,8 +127,17 @@ def _summary(ctx: Context, credible: list[Cause], causes: list[Cause]) -> str:
     return " ".join(parts)
 
 
+def _declared_classes(ctx: Context, dataset: dict[str, Any] | None) -> bool:
+    run = ctx.run
+    return bool((run.data and run.data.num_classes) or dataset or
+                (ctx.arch is not None and ctx.arch.output_units > 1))
+
+
 def _notes(ctx: Context, dataset: dict[str, Any] | None) -> list[str]:
     notes = []
+    if ctx.num_classes and not _declared_classes(ctx, dataset):
+        notes.append(f"Number of classes inferred as {ctx.num_classes}: the loss sits flat at "
+                     f"ln {ctx.num_classes}. Give run.data.num_classes to be sure.")
     if ctx.chance is None:
         notes.append("Number of classes or loss unknown: the loss is not compared with chance "
                      "(give run.data.num_classes and run.loss).")
