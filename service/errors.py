@@ -85,8 +85,13 @@ def _field_errors(errors: Any) -> list[dict[str, Any]]:
     for err in errors:
         # "body" is FastAPI's prefix, not part of the client's document.
         loc = [p for p in err.get("loc", ()) if p != "body"]
-        out.append({"field": ".".join(str(p) for p in loc), "message": err.get("msg", ""),
-                    "type": err.get("type", "")})
+        out.append(
+            {
+                "field": ".".join(str(p) for p in loc),
+                "message": err.get("msg", ""),
+                "type": err.get("type", ""),
+            }
+        )
     return out
 
 
@@ -111,8 +116,12 @@ async def _unexpected(_: Request, exc: Exception) -> Response:
     return problem(500, "Internal error", "the service failed on this request; it was logged")
 
 
-_TITLES = {404: "Not found", 405: "Method not allowed", 413: "Payload too large",
-           415: "Unsupported media type"}
+_TITLES = {
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Payload too large",
+    415: "Unsupported media type",
+}
 
 
 def install(app: FastAPI) -> None:

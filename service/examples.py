@@ -11,15 +11,29 @@ FULL: dict[str, Any] = {
         "model": {
             "input_shape": [32, 32, 3],
             "layers": [
-                {"type": "conv2d", "filters": 32, "kernel_size": 3, "activation": "relu",
-                 "kernel_initializer": {"name": "random_normal", "stddev": 1.0}},
+                {
+                    "type": "conv2d",
+                    "filters": 32,
+                    "kernel_size": 3,
+                    "activation": "relu",
+                    "kernel_initializer": {"name": "random_normal", "stddev": 1.0},
+                },
                 {"type": "max_pooling2d", "pool_size": 2},
-                {"type": "conv2d", "filters": 64, "kernel_size": 3, "activation": "relu",
-                 "kernel_initializer": {"name": "random_normal", "stddev": 1.0}},
+                {
+                    "type": "conv2d",
+                    "filters": 64,
+                    "kernel_size": 3,
+                    "activation": "relu",
+                    "kernel_initializer": {"name": "random_normal", "stddev": 1.0},
+                },
                 {"type": "max_pooling2d", "pool_size": 2},
                 {"type": "flatten"},
-                {"type": "dense", "units": 128, "activation": "relu",
-                 "kernel_initializer": {"name": "random_normal", "stddev": 1.0}},
+                {
+                    "type": "dense",
+                    "units": 128,
+                    "activation": "relu",
+                    "kernel_initializer": {"name": "random_normal", "stddev": 1.0},
+                },
                 {"type": "dense", "units": 10, "activation": "softmax"},
             ],
         },
@@ -41,6 +55,5 @@ FULL: dict[str, Any] = {
 
 DIAGNOSIS_EXAMPLES: dict[str, Any] = {
     "history_only": {"summary": "Only a loss curve", "value": HISTORY_ONLY},
-    "full_run": {"summary": "Spec + history: unscaled random-normal initialization",
-                 "value": FULL},
+    "full_run": {"summary": "Spec + history: unscaled random-normal initialization", "value": FULL},
 }

@@ -21,7 +21,8 @@ class Settings(BaseSettings):
         description="Local store (SQLite), uploaded samples and the local broker's queue.",
     )
     store_url: str | None = Field(
-        default=None, description="redis://… for the production job store; unset: SQLite in data_dir."
+        default=None,
+        description="redis://… for the production job store; unset: SQLite in data_dir.",
     )
     broker_url: str | None = Field(
         default=None, description="redis://… for Celery; unset: a local filesystem transport."

@@ -250,6 +250,13 @@ def test_custom_object_inside_a_layer_config_is_rejected() -> None:
         translate(sequential(dense(kernel_initializer=init), shape=[None, 4]))
 
 
+def test_foreign_module_in_the_model_config_is_rejected() -> None:
+    model = sequential(dense(), shape=[None, 4])
+    model["config"]["dtype"] = {"module": "os", "class_name": "system", "config": {}}
+    with pytest.raises(ValueError, match="refers to module 'os'"):
+        translate(model)
+
+
 def test_activation_serialized_as_bytecode_is_rejected() -> None:
     lam = {"value": ["4wEAAAAAAAAAAAAAAAEAAAAD", None, None]}
     model = sequential(layer("Activation", "act", activation=lam), shape=[None, 4])

@@ -379,7 +379,7 @@ def _concatenate(layer: Layer, name: str, in_shapes: list[Shape]) -> Shape:
         if len(shape) != rank or others != expected:
             raise ValueError(
                 f"layer {name!r} (concatenate) cannot join shapes "
-                f"{', '.join(map(str, in_shapes))} along axis {layer.axis or -1}"
+                f"{', '.join(map(str, in_shapes))} along axis {axis - rank}"
             )
     joined = sum(shape[axis] for shape in in_shapes)
     return (*in_shapes[0][:axis], joined, *in_shapes[0][axis + 1 :])

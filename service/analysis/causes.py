@@ -15,16 +15,23 @@ from service.schemas.report import Cause, CauseId, Fix
 PRIOR = -2.5
 # Causes that keep the *training* loss high: a run that trains well refutes them.
 _TRAIN_LOSS_CAUSES = {
-    "learning_rate_too_high", "learning_rate_too_low", "missing_lr_decay",
-    "poor_weight_initialization", "unnormalized_inputs", "noisy_labels",
-    "excessive_regularization", "insufficient_capacity", "batch_size_too_small",
-    "batch_size_too_large", "kernel_size_mismatch",
+    "learning_rate_too_high",
+    "learning_rate_too_low",
+    "missing_lr_decay",
+    "poor_weight_initialization",
+    "unnormalized_inputs",
+    "noisy_labels",
+    "excessive_regularization",
+    "insufficient_capacity",
+    "batch_size_too_small",
+    "batch_size_too_large",
+    "kernel_size_mismatch",
 }
 _ADAPTIVE = {"adam", "adamw", "nadam", "adamax", "rmsprop", "lamb", "lion", "adafactor"}
 
 
 def _decades(x: float) -> str:
-    return f"{10 ** x:.0f}×" if x < 3 else f"10^{x:.1f}×"
+    return f"{10**x:.0f}×" if x < 3 else f"10^{x:.1f}×"
 
 
 def learning_rate_too_high(ctx: Context) -> tuple[list[Evidence], Fix]:
@@ -33,8 +40,13 @@ def learning_rate_too_high(ctx: Context) -> tuple[list[Evidence], Fix]:
     if r is not None:
         up = r.decades_above
         if up > 0:
-            ev.append(Evidence(1.5 + 2 * min(up, 2), f"{r.describe()} is {_decades(up)} above "
-                               f"the usual ceiling {r.band.high:g} for {display(r.optimizer)}"))
+            ev.append(
+                Evidence(
+                    1.5 + 2 * min(up, 2),
+                    f"{r.describe()} is {_decades(up)} above "
+                    f"the usual ceiling {r.band.high:g} for {display(r.optimizer)}",
+                )
+            )
         elif r.decades_below > 0:
             ev.append(Evidence(-2, f"{r.describe()} is below {display(r.optimizer)}'s usual range"))
         elif up < -1:
@@ -49,12 +61,20 @@ def learning_rate_too_high(ctx: Context) -> tuple[list[Evidence], Fix]:
         ev.append(Evidence(1, "the loss oscillates from epoch to epoch"))
     if c.early_rises >= 2:
         ev.append(Evidence(0.5, f"the loss rose in {c.early_rises} of the first 4 epochs"))
-    if c.has("stuck_at_chance") and (r is None or (r.optimizer in _ADAPTIVE and r.decades_above > -0.5)):
+    if c.has("stuck_at_chance") and (
+        r is None or (r.optimizer in _ADAPTIVE and r.decades_above > -0.5)
+    ):
         # Large adaptive steps push ReLUs dead or softmax saturated: the net predicts a constant.
-        ev.append(Evidence(1.5 if r else 1.0, "the loss sits at chance, as when large steps kill "
-                                              "the ReLUs"))
-    fix = fixes.learning_rate(r.suggested(), f"{display(r.optimizer)}'s usual rate") if r else \
-        fixes.Fix(summary="Lower the learning rate 10×", patch={})
+        ev.append(
+            Evidence(
+                1.5 if r else 1.0, "the loss sits at chance, as when large steps kill the ReLUs"
+            )
+        )
+    fix = (
+        fixes.learning_rate(r.suggested(), f"{display(r.optimizer)}'s usual rate")
+        if r
+        else fixes.Fix(summary="Lower the learning rate 10×", patch={})
+    )
     return ev, fix
 
 
@@ -64,10 +84,17 @@ def learning_rate_too_low(ctx: Context) -> tuple[list[Evidence], Fix]:
     if r is not None:
         down = r.decades_below
         if down > 0:
-            ev.append(Evidence(1.5 + 2 * min(down, 2), f"{r.describe()} is {_decades(down)} below "
-                               f"the usual floor {r.band.low:g} for {display(r.optimizer)}"))
+            ev.append(
+                Evidence(
+                    1.5 + 2 * min(down, 2),
+                    f"{r.describe()} is {_decades(down)} below "
+                    f"the usual floor {r.band.low:g} for {display(r.optimizer)}",
+                )
+            )
         elif r.decades_above > 0:
-            ev.append(Evidence(-2.5, f"{r.describe()} is above {display(r.optimizer)}'s usual range"))
+            ev.append(
+                Evidence(-2.5, f"{r.describe()} is above {display(r.optimizer)}'s usual range")
+            )
         elif down < -1:
             ev.append(Evidence(-1, f"{r.describe()} is a common choice for {display(r.optimizer)}"))
     if c.has("slow_decrease"):
@@ -76,8 +103,11 @@ def learning_rate_too_low(ctx: Context) -> tuple[list[Evidence], Fix]:
         ev.append(Evidence(0.5, "the loss barely moved from where it started"))
     if any(c.has(s) for s in ("non_finite_loss", "explosion", "divergence")):
         ev.append(Evidence(-2.5, "the loss blew up, which a too-small step cannot do"))
-    fix = fixes.learning_rate(r.suggested(), f"{display(r.optimizer)}'s usual rate") if r else \
-        fixes.Fix(summary="Raise the learning rate 10×, or run an LR range test", patch={})
+    fix = (
+        fixes.learning_rate(r.suggested(), f"{display(r.optimizer)}'s usual rate")
+        if r
+        else fixes.Fix(summary="Raise the learning rate 10×, or run an LR range test", patch={})
+    )
     return ev, fix
 
 
@@ -86,15 +116,21 @@ def missing_lr_decay(ctx: Context) -> tuple[list[Evidence], Fix]:
     c, run = ctx.curve, ctx.run
     schedule = run.lr_schedule or (run.optimizer.schedule if run.optimizer else None)
     lrs = [v for v in ctx.lr_history if math.isfinite(v) and v > 0]
-    decays = (schedule is not None and schedule.name != "constant") or \
-        (len(lrs) > 1 and max(lrs) > 1.01 * min(lrs))
+    decays = (schedule is not None and schedule.name != "constant") or (
+        len(lrs) > 1 and max(lrs) > 1.01 * min(lrs)
+    )
     if decays:
         ev.append(Evidence(-3, "the learning rate already decays during the run"))
     elif schedule is not None or lrs:
         ev.append(Evidence(0.3, "the learning rate stays constant for the whole run"))
     if c.has("noisy_floor"):
-        ev.append(Evidence(2, "the loss levelled off with epoch-to-epoch noise: the step is too "
-                              "large to settle lower"))
+        ev.append(
+            Evidence(
+                2,
+                "the loss levelled off with epoch-to-epoch noise: the step is too "
+                "large to settle lower",
+            )
+        )
     if c.has("oscillation") and not c.has("divergence"):
         ev.append(Evidence(0.8, "the loss oscillates around its floor"))
     if c.has("plateau") and c.total_drop is not None and c.total_drop > 0.3:
@@ -119,17 +155,25 @@ def poor_weight_initialization(ctx: Context) -> tuple[list[Evidence], Fix]:
     if texts:
         ev += texts
     if worst >= 1:
-        ev.append(Evidence(1 + 1.5 * min(worst, 3),
-                           f"initial signal scale {'grows' if direction > 0 else 'shrinks'} by "
-                           f"about {_decades(worst)} through the layers before any normalization"))
+        ev.append(
+            Evidence(
+                1 + 1.5 * min(worst, 3),
+                f"initial signal scale {'grows' if direction > 0 else 'shrinks'} by "
+                f"about {_decades(worst)} through the layers before any normalization",
+            )
+        )
     elif worst >= 0.5:
         ev.append(Evidence(0.5, f"initial signal scale is off by {_decades(worst)}"))
     if culprits and all(ctx.arch.layer(n).normalized_after for n in culprits):  # type: ignore[union-attr]
         ev.append(Evidence(-1.5, "a normalization layer follows each badly scaled layer"))
     exploding = direction > 0 and worst >= 1
     if c.has("high_initial_loss"):
-        ev.append(Evidence(1.5 if exploding else 0.7, "the first epoch's loss is far above chance: "
-                                                      "the initial logits are too large"))
+        ev.append(
+            Evidence(
+                1.5 if exploding else 0.7,
+                "the first epoch's loss is far above chance: the initial logits are too large",
+            )
+        )
     if c.has("stuck_at_chance") and (direction < 0 or any("constant" in e.text for e in texts)):
         ev.append(Evidence(1.5, "the loss sits at chance, as when the signal vanishes"))
     elif c.has("stuck_at_chance") and exploding:
@@ -137,8 +181,13 @@ def poor_weight_initialization(ctx: Context) -> tuple[list[Evidence], Fix]:
     if c.has("non_finite_loss") and exploding:
         ev.append(Evidence(0.5, "the loss became non-finite"))
     if ctx.arch is None and c.has("high_initial_loss"):
-        ev.append(Evidence(0.5, "without the model, initialization is one of two explanations "
-                                "for a high first loss"))
+        ev.append(
+            Evidence(
+                0.5,
+                "without the model, initialization is one of two explanations "
+                "for a high first loss",
+            )
+        )
     return ev, _reinit_fix(ctx, culprits)
 
 
@@ -150,23 +199,34 @@ def _init_gain(ctx: Context) -> tuple[float, int, list[str], list[Evidence]]:
     for layer in ctx.weighted_layers():
         if layer.init_constant:
             culprits.append(layer.name)
-            texts.append(Evidence(3.5, f"layer {layer.name!r} is initialised to a constant "
-                                       f"({layer.initializer.name if layer.initializer else '?'}): "
-                                       "its units start identical and stay identical"))
+            texts.append(
+                Evidence(
+                    3.5,
+                    f"layer {layer.name!r} is initialised to a constant "
+                    f"({layer.initializer.name if layer.initializer else '?'}): "
+                    "its units start identical and stay identical",
+                )
+            )
             continue
         if not layer.fan_in or not layer.init_std:
             continue
-        ideal = math.sqrt((2.0 if fixes.initializer_for(layer.activation) == "he_normal" else 1.0)
-                          / layer.fan_in)
+        ideal = math.sqrt(
+            (2.0 if fixes.initializer_for(layer.activation) == "he_normal" else 1.0) / layer.fan_in
+        )
         ratio = math.log10(layer.init_std / ideal)
-        if abs(ratio) >= 0.5:
+        if abs(ratio) >= 0.3:  # 2× off: worth re-initialising along with the worst layers
             culprits.append(layer.name)
-            if len(texts) < 3:
-                texts.append(Evidence(0, f"layer {layer.name!r}: initial std {layer.init_std:.3g} "
-                                         f"is {10 ** abs(ratio):.1f}× "
-                                         f"{'above' if ratio > 0 else 'below'} the {ideal:.3g} "
-                                         f"that fan-in {layer.fan_in} and "
-                                         f"{layer.activation or 'linear'} call for"))
+            if len(texts) < 3 and abs(ratio) >= 0.5:
+                texts.append(
+                    Evidence(
+                        0,
+                        f"layer {layer.name!r}: initial std {layer.init_std:.3g} "
+                        f"is {10 ** abs(ratio):.1f}× "
+                        f"{'above' if ratio > 0 else 'below'} the {ideal:.3g} "
+                        f"that fan-in {layer.fan_in} and "
+                        f"{layer.activation or 'linear'} call for",
+                    )
+                )
         gain += ratio
         if abs(gain) > worst:
             worst, direction = abs(gain), 1 if gain > 0 else -1
@@ -177,8 +237,9 @@ def _init_gain(ctx: Context) -> tuple[float, int, list[str], list[Evidence]]:
 
 def _reinit_fix(ctx: Context, culprits: list[str]) -> Fix:
     if ctx.arch is None or ctx.run.model is None or not culprits:
-        return Fix(summary="Use He initialization for ReLU layers, Glorot for tanh/sigmoid",
-                   patch={})
+        return Fix(
+            summary="Use He initialization for ReLU layers, Glorot for tanh/sigmoid", patch={}
+        )
     acts = {layer.name: layer.activation for layer in ctx.weighted_layers()}
     bad = set(culprits)
 
@@ -187,9 +248,13 @@ def _reinit_fix(ctx: Context, culprits: list[str]) -> Fix:
             return {"kernel_initializer": fixes.initializer_for(acts.get(name))}
         return {}
 
-    return fixes.model_patch(ctx.run, ctx.layer_names, "Re-initialise " +
-                             ", ".join(sorted(bad)[:4]) + " with He (ReLU) / Glorot (tanh, "
-                             "sigmoid) / LeCun (SELU) scaling", edit)
+    return fixes.model_patch(
+        ctx.run,
+        ctx.layer_names,
+        "Re-initialise " + ", ".join(sorted(bad)[:4]) + " with He (ReLU) / Glorot (tanh, "
+        "sigmoid) / LeCun (SELU) scaling",
+        edit,
+    )
 
 
 def unnormalized_inputs(ctx: Context) -> tuple[list[Evidence], Fix]:
@@ -201,9 +266,13 @@ def unnormalized_inputs(ctx: Context) -> tuple[list[Evidence], Fix]:
         lo, hi = rng
         m = max(abs(lo), abs(hi))
         if m > 10:
-            ev.append(Evidence(1.5 + 1.5 * min(math.log10(m / 10) + 1, 3),
-                               f"inputs reach the first layer in [{lo:g}, {hi:g}]: "
-                               f"{m:.0f}× the unit scale that standard initializers assume"))
+            ev.append(
+                Evidence(
+                    1.5 + 1.5 * min(math.log10(m / 10) + 1, 3),
+                    f"inputs reach the first layer in [{lo:g}, {hi:g}]: "
+                    f"{m:.0f}× the unit scale that standard initializers assume",
+                )
+            )
         elif m > 3:
             ev.append(Evidence(0.8, f"inputs span [{lo:g}, {hi:g}], a few times the unit scale"))
         else:
@@ -214,13 +283,22 @@ def unnormalized_inputs(ctx: Context) -> tuple[list[Evidence], Fix]:
     c = ctx.curve
     if ev and ev[0].weight > 0:
         if c.has("high_initial_loss"):
-            ev.append(Evidence(1, "the first epoch's loss is far above chance, as large inputs "
-                                  "make large logits"))
+            ev.append(
+                Evidence(
+                    1,
+                    "the first epoch's loss is far above chance, as large inputs make large logits",
+                )
+            )
         if c.has("non_finite_loss") or c.has("stuck_at_chance"):
             ev.append(Evidence(0.5, "training broke down early"))
     elif rng is None and c.has("high_initial_loss") and ctx.arch is None:
-        ev.append(Evidence(0.5, "without the data's range, unscaled inputs are one of two "
-                                "explanations for a high first loss"))
+        ev.append(
+            Evidence(
+                0.5,
+                "without the data's range, unscaled inputs are one of two "
+                "explanations for a high first loss",
+            )
+        )
     return ev, fixes.normalize_inputs(rng[0] if rng else None)
 
 
@@ -228,8 +306,9 @@ def _mean_offset(ctx: Context) -> float | None:
     if not ctx.stats:
         return None
     ch = ctx.stats["channels"]
-    offsets = [abs(m) / s for m, s in zip(ch["mean"], ch["std"], strict=True)
-               if m is not None and s]
+    offsets = [
+        abs(m) / s for m, s in zip(ch["mean"], ch["std"], strict=True) if m is not None and s
+    ]
     if not offsets:
         return None
     # Rescaling multiplies mean and std alike; only its offset could re-centre the inputs.
@@ -241,21 +320,37 @@ def noisy_labels(ctx: Context) -> tuple[list[Evidence], Fix]:
     c = ctx.curve
     if ctx.stats and ctx.stats.get("conflicting_duplicates"):
         n = ctx.stats["conflicting_duplicates"]
-        ev.append(Evidence(2.5, f"{n} inputs of the sample appear more than once with different "
-                                "labels"))
+        ev.append(
+            Evidence(2.5, f"{n} inputs of the sample appear more than once with different labels")
+        )
     heavy_reg = _penalty_ratio(ctx) >= 0.1 or _max_dropout(ctx) >= 0.5
     acc, val_acc = c.final_accuracy, c.final_val_accuracy
     if acc is not None and val_acc is not None and val_acc - acc > 0.05:
-        ev.append(Evidence(0.7 if heavy_reg else 2.0,
-                           f"training accuracy {acc:.2f} stays below validation accuracy "
-                           f"{val_acc:.2f}: the training labels are harder to fit than the "
-                           "validation labels"))
+        ev.append(
+            Evidence(
+                0.7 if heavy_reg else 2.0,
+                f"training accuracy {acc:.2f} stays below validation accuracy "
+                f"{val_acc:.2f}: the training labels are harder to fit than the "
+                "validation labels",
+            )
+        )
     if c.val_gap is not None and c.val_gap < -0.1 and not heavy_reg:
-        ev.append(Evidence(1, "training loss stays above validation loss without strong "
-                              "regularization"))
-    if c.val_rise is not None and c.val_rise > 0.05 and c.level is not None and c.level > HIGH_LEVEL:
-        ev.append(Evidence(1, "validation loss turned up while training loss was still high: "
-                              "the net memorises labels it cannot learn"))
+        ev.append(
+            Evidence(1, "training loss stays above validation loss without strong regularization")
+        )
+    if (
+        c.val_rise is not None
+        and c.val_rise > 0.05
+        and c.level is not None
+        and c.level > HIGH_LEVEL
+    ):
+        ev.append(
+            Evidence(
+                1,
+                "validation loss turned up while training loss was still high: "
+                "the net memorises labels it cannot learn",
+            )
+        )
     if (c.has("plateau") or c.has("noisy_floor")) and not heavy_reg and ev:
         ev.append(Evidence(0.5, "training loss levels off at a high floor"))
     return ev, fixes.label_cleanup(ctx.run)
@@ -269,7 +364,7 @@ def _penalty(ctx: Context) -> float:
             if k.regularizer is None:
                 continue
             n = math.prod(k.shape)
-            total += k.regularizer.l2 * n * k.init_std ** 2
+            total += k.regularizer.l2 * n * k.init_std**2
             total += k.regularizer.l1 * n * k.init_std * math.sqrt(2 / math.pi)
     return total
 
@@ -281,8 +376,14 @@ def _penalty_ratio(ctx: Context) -> float:
 def _max_dropout(ctx: Context) -> float:
     if ctx.run.model is None or ctx.run.model.layers is None:
         return 0.0
-    return max((layer.rate or 0.0 for layer in ctx.run.model.layers
-                if layer.type in ("dropout", "spatial_dropout2d")), default=0.0)
+    return max(
+        (
+            layer.rate or 0.0
+            for layer in ctx.run.model.layers
+            if layer.type in ("dropout", "spatial_dropout2d")
+        ),
+        default=0.0,
+    )
 
 
 def excessive_regularization(ctx: Context) -> tuple[list[Evidence], Fix]:
@@ -290,20 +391,34 @@ def excessive_regularization(ctx: Context) -> tuple[list[Evidence], Fix]:
     c = ctx.curve
     penalty, ratio = _penalty(ctx), _penalty_ratio(ctx)
     if ratio >= 1:
-        ev.append(Evidence(1.5 + 1.5 * min(math.log10(ratio) + 1, 3),
-                           f"the weight penalty is ≈ {penalty:.3g} at initialisation, "
-                           f"{ratio:.1f}× the chance loss: shrinking weights pays more than "
-                           "fitting the data"))
+        ev.append(
+            Evidence(
+                1.5 + 1.5 * min(math.log10(ratio) + 1, 3),
+                f"the weight penalty is ≈ {penalty:.3g} at initialisation, "
+                f"{ratio:.1f}× the chance loss: shrinking weights pays more than "
+                "fitting the data",
+            )
+        )
     elif ratio >= 0.1:
-        ev.append(Evidence(1, f"the weight penalty is ≈ {penalty:.3g} at initialisation, "
-                              f"{ratio:.0%} of the chance loss"))
+        ev.append(
+            Evidence(
+                1,
+                f"the weight penalty is ≈ {penalty:.3g} at initialisation, "
+                f"{ratio:.0%} of the chance loss",
+            )
+        )
     drop = _max_dropout(ctx)
     if drop >= 0.7:
         ev.append(Evidence(2, f"dropout rate {drop:g} drops most activations in training"))
     if ev:
         if c.val_gap is not None and c.val_gap < -0.1:
-            ev.append(Evidence(1.5, "training loss stays above validation loss, which carries no "
-                                    "penalty and no dropout"))
+            ev.append(
+                Evidence(
+                    1.5,
+                    "training loss stays above validation loss, which carries no "
+                    "penalty and no dropout",
+                )
+            )
         if c.has("plateau") or c.has("stuck_at_chance") or c.has("noisy_floor"):
             ev.append(Evidence(0.5, "the training loss levels off high"))
     if c.val_gap is not None and c.val_gap > 0.15 and c.val_rise and c.val_rise > 0.05:
@@ -317,8 +432,12 @@ def _relax_fix(ctx: Context) -> Fix:
 
     def edit(layer: fixes.Layer, _: str, __: bool) -> dict[str, object]:
         out: dict[str, object] = {}
-        for key in ("kernel_regularizer", "depthwise_regularizer", "pointwise_regularizer",
-                    "bias_regularizer"):
+        for key in (
+            "kernel_regularizer",
+            "depthwise_regularizer",
+            "pointwise_regularizer",
+            "bias_regularizer",
+        ):
             reg = getattr(layer, key)
             if reg is not None and (reg.l1 or reg.l2):
                 out[key] = {"l1": reg.l1 / 100, "l2": reg.l2 / 100}
@@ -326,8 +445,12 @@ def _relax_fix(ctx: Context) -> Fix:
             out["rate"] = 0.3
         return out
 
-    return fixes.model_patch(ctx.run, ctx.layer_names, "Divide the L2/L1 coefficients by 100 and keep dropout ≤ 0.3",
-                             edit)
+    return fixes.model_patch(
+        ctx.run,
+        ctx.layer_names,
+        "Divide the L2/L1 coefficients by 100 and keep dropout ≤ 0.3",
+        edit,
+    )
 
 
 def insufficient_capacity(ctx: Context) -> tuple[list[Evidence], Fix]:
@@ -336,20 +459,32 @@ def insufficient_capacity(ctx: Context) -> tuple[list[Evidence], Fix]:
     if arch is not None:
         narrow = arch.narrowest
         if narrow is not None and C and narrow.width < C:
-            ev.append(Evidence(2.5, f"layer {narrow.name!r} carries only {narrow.width} "
-                                    f"channels/units, fewer than the {C} classes"))
+            ev.append(
+                Evidence(
+                    2.5,
+                    f"layer {narrow.name!r} carries only {narrow.width} "
+                    f"channels/units, fewer than the {C} classes",
+                )
+            )
         elif narrow is not None and narrow.width <= 2:
-            ev.append(Evidence(2, f"layer {narrow.name!r} carries only {narrow.width} "
-                                  "channels/units"))
+            ev.append(
+                Evidence(2, f"layer {narrow.name!r} carries only {narrow.width} channels/units")
+            )
         if C and arch.total_params < 100 * C:
-            ev.append(Evidence(1.5, f"the model has {arch.total_params} parameters for {C} "
-                                    "classes"))
+            ev.append(
+                Evidence(1.5, f"the model has {arch.total_params} parameters for {C} classes")
+            )
     if ev:
         quiet = c.tail_noise is not None and c.tail_noise < 0.03
         close = c.val_gap is None or abs(c.val_gap) < 0.1
         if (c.has("plateau") or c.has("slow_decrease")) and quiet and close:
-            ev.append(Evidence(1, "training loss levels off high, smoothly, with validation "
-                                  "loss alongside: underfitting"))
+            ev.append(
+                Evidence(
+                    1,
+                    "training loss levels off high, smoothly, with validation "
+                    "loss alongside: underfitting",
+                )
+            )
     if c.val_gap is not None and c.val_gap > 0.15 and c.val_rise and c.val_rise > 0.05:
         ev.append(Evidence(-2, "the model overfits, so it has capacity to spare"))
     return ev, _widen_fix(ctx)
@@ -369,8 +504,12 @@ def _widen_fix(ctx: Context) -> Fix:
             return {"units": max(2 * layer.units, floor)}
         return {}
 
-    return fixes.model_patch(ctx.run, ctx.layer_names, "Double the width of the hidden layers (at least "
-                             f"{floor} channels/units each)", edit)
+    return fixes.model_patch(
+        ctx.run,
+        ctx.layer_names,
+        f"Double the width of the hidden layers (at least {floor} channels/units each)",
+        edit,
+    )
 
 
 def overfitting(ctx: Context) -> tuple[list[Evidence], Fix]:
@@ -378,9 +517,14 @@ def overfitting(ctx: Context) -> tuple[list[Evidence], Fix]:
     c = ctx.curve
     if c.val_rise is not None and c.val_gap is not None:
         if c.val_rise > 0.05 and c.val_gap > 0.15:
-            ev.append(Evidence(3, f"validation loss rose {c.val_rise * (ctx.chance or 1):.3g} "
-                                  f"from its best (epoch {c.val_min_epoch}) while training loss "
-                                  "kept falling"))
+            ev.append(
+                Evidence(
+                    3,
+                    f"validation loss rose {c.val_rise * (ctx.chance or 1):.3g} "
+                    f"from its best (epoch {c.val_min_epoch}) while training loss "
+                    "kept falling",
+                )
+            )
         elif c.val_gap > 0.3:
             ev.append(Evidence(1.5, "validation loss stays far above training loss"))
     if ev:
@@ -390,8 +534,12 @@ def overfitting(ctx: Context) -> tuple[list[Evidence], Fix]:
         if aug is None and not (ctx.arch and ctx.arch.augmentation_layers):
             ev.append(Evidence(0.5, "the run uses no data augmentation"))
         if ctx.arch and ctx.num_examples and ctx.arch.total_params > 100 * ctx.num_examples:
-            ev.append(Evidence(0.5, f"{ctx.arch.total_params} parameters for "
-                                    f"{ctx.num_examples} training examples"))
+            ev.append(
+                Evidence(
+                    0.5,
+                    f"{ctx.arch.total_params} parameters for {ctx.num_examples} training examples",
+                )
+            )
     return ev, fixes.augmentation()
 
 
@@ -400,7 +548,9 @@ def batch_size_too_small(ctx: Context) -> tuple[list[Evidence], Fix]:
     b = ctx.run.batch_size
     if b is None:
         return ev, fixes.batch_size(32, "less gradient noise")
-    has_bn = bool(ctx.arch and any(layer.type == "batch_normalization" for layer in ctx.arch.layers))
+    has_bn = bool(
+        ctx.arch and any(layer.type == "batch_normalization" for layer in ctx.arch.layers)
+    )
     if b <= 2:
         ev.append(Evidence(3, f"batch size {b}: every step follows one or two examples"))
     elif b <= 4:
@@ -424,14 +574,18 @@ def batch_size_too_large(ctx: Context) -> tuple[list[Evidence], Fix]:
     steps = math.ceil(n / b)
     updates = steps * ctx.curve.epochs
     if b >= n:
-        ev.append(Evidence(2.5, f"batch size {b} ≥ the {n} training examples: one update per "
-                                "epoch"))
+        ev.append(
+            Evidence(2.5, f"batch size {b} ≥ the {n} training examples: one update per epoch")
+        )
     elif steps <= 4:
         ev.append(Evidence(1.5, f"only {steps} updates per epoch ({n} examples / batch {b})"))
     if ev and updates < 300:
         ev.append(Evidence(1, f"{updates} updates in the whole run"))
-    if ev and (ctx.curve.has("slow_decrease") or ctx.curve.has("plateau") or
-               ctx.curve.has("stuck_at_chance")):
+    if ev and (
+        ctx.curve.has("slow_decrease")
+        or ctx.curve.has("plateau")
+        or ctx.curve.has("stuck_at_chance")
+    ):
         ev.append(Evidence(1, "the loss falls slowly per epoch"))
     new = 32 if n >= 320 else max(1, n // 10)
     return ev, fixes.batch_size(new, f"{math.ceil(n / new)} updates per epoch")
@@ -444,23 +598,38 @@ def kernel_size_mismatch(ctx: Context) -> tuple[list[Evidence], Fix]:
     convs = [layer for layer in ctx.arch.layers if layer.spatial_in and layer.kernels]
     for i, layer in enumerate(convs):
         k = layer.kernels[0].shape[:2]
-        h, w = layer.spatial_in  # type: ignore[misc]
+        h, w = layer.spatial_in or (1, 1)
+        out_h, out_w = layer.spatial_out or (0, 0)
         cover = max(k[0] / h, k[1] / w)
         if layer.kernel_exceeds_input:
-            ev.append(Evidence(3, f"layer {layer.name!r}: kernel {k[0]}×{k[1]} is larger than "
-                                  f"its {h}×{w} input"))
+            ev.append(
+                Evidence(
+                    3,
+                    f"layer {layer.name!r}: kernel {k[0]}×{k[1]} is larger than its {h}×{w} input",
+                )
+            )
         elif cover > 0.5 and (i == 0 or h >= 4):
-            ev.append(Evidence(3 if i == 0 else 2,
-                               f"layer {layer.name!r}: kernel {k[0]}×{k[1]} covers {cover:.0%} of "
-                               f"its {h}×{w} input, leaving "
-                               f"{layer.spatial_out[0]}×{layer.spatial_out[1]} positions"))  # type: ignore[index]
+            ev.append(
+                Evidence(
+                    3 if i == 0 else 2,
+                    f"layer {layer.name!r}: kernel {k[0]}×{k[1]} covers {cover:.0%} of "
+                    f"its {h}×{w} input, leaving "
+                    f"{out_h}×{out_w} positions",
+                )
+            )
         elif cover > 0.3 and i == 0:
-            ev.append(Evidence(1.5, f"first kernel {k[0]}×{k[1]} covers {cover:.0%} of the "
-                                    f"{h}×{w} input"))
+            ev.append(
+                Evidence(1.5, f"first kernel {k[0]}×{k[1]} covers {cover:.0%} of the {h}×{w} input")
+            )
         stride = _stride(ctx, layer.name)
         if stride > max(k):
-            ev.append(Evidence(2.5, f"layer {layer.name!r}: stride {stride} is larger than its "
-                                    f"{k[0]}×{k[1]} kernel, so pixels are skipped"))
+            ev.append(
+                Evidence(
+                    2.5,
+                    f"layer {layer.name!r}: stride {stride} is larger than its "
+                    f"{k[0]}×{k[1]} kernel, so pixels are skipped",
+                )
+            )
         if len(ev) >= 3:
             break
     return ev, _kernel_fix(ctx)
@@ -482,7 +651,11 @@ def _kernel_fix(ctx: Context) -> Fix:
     def edit(layer: fixes.Layer, name: str, _: bool) -> dict[str, object]:
         if name not in convs:
             return {}
-        k = layer.kernel_size if isinstance(layer.kernel_size, int) else max(layer.kernel_size or (1,))
+        k = (
+            layer.kernel_size
+            if isinstance(layer.kernel_size, int)
+            else max(layer.kernel_size or (1,))
+        )
         s = layer.strides if isinstance(layer.strides, int) else max(layer.strides or (1,))
         out: dict[str, object] = {}
         if k > 5:
@@ -493,8 +666,12 @@ def _kernel_fix(ctx: Context) -> Fix:
 
     if ctx.run.model is None or ctx.run.model.layers is None:
         return Fix(summary="Use 3×3 kernels with stride 1", patch={})
-    return fixes.model_patch(ctx.run, ctx.layer_names, "Use 3×3 kernels with stride 1 where kernels are large "
-                             "for their input", edit)
+    return fixes.model_patch(
+        ctx.run,
+        ctx.layer_names,
+        "Use 3×3 kernels with stride 1 where kernels are large for their input",
+        edit,
+    )
 
 
 def output_loss_mismatch(ctx: Context) -> tuple[list[Evidence], Fix]:
@@ -506,21 +683,35 @@ def output_loss_mismatch(ctx: Context) -> tuple[list[Evidence], Fix]:
     act, units, name = arch.output_activation, arch.output_units, loss.name
     categorical = "categorical_crossentropy" in name
     if categorical and loss.from_logits and act == "softmax":
-        ev.append(Evidence(4.5, "the output applies softmax and the loss has from_logits=True: "
-                                "softmax is applied twice, which flattens the gradients"))
+        ev.append(
+            Evidence(
+                4.5,
+                "the output applies softmax and the loss has from_logits=True: "
+                "softmax is applied twice, which flattens the gradients",
+            )
+        )
     elif categorical and not loss.from_logits and act in ("linear", "relu", "elu", "selu", "tanh"):
-        ev.append(Evidence(4.5, f"the output activation is {act} but the loss expects "
-                                "probabilities (from_logits=False)"))
+        ev.append(
+            Evidence(
+                4.5,
+                f"the output activation is {act} but the loss expects "
+                "probabilities (from_logits=False)",
+            )
+        )
     elif categorical and act == "sigmoid" and units > 2:
-        ev.append(Evidence(3.5, f"sigmoid outputs over {units} classes do not sum to 1, as "
-                                f"{name} assumes"))
+        ev.append(
+            Evidence(
+                3.5, f"sigmoid outputs over {units} classes do not sum to 1, as {name} assumes"
+            )
+        )
     if "binary_crossentropy" in name and units > 2:
         ev.append(Evidence(3, f"binary_crossentropy on {units} mutually exclusive classes"))
     if name in ("mean_squared_error", "mse", "mean_absolute_error", "mae") and units > 1:
         ev.append(Evidence(2, f"{name} on class outputs learns slowly; cross-entropy fits"))
     if C and units > 1 and units != C:
-        ev.append(Evidence(4 if units < C else 1.5,
-                           f"the output has {units} units for {C} classes"))
+        ev.append(
+            Evidence(4 if units < C else 1.5, f"the output has {units} units for {C} classes")
+        )
     if not ev:
         return ev, Fix(summary="Output and loss match", patch={})
     return ev, _output_fix(ctx)
@@ -547,8 +738,14 @@ def _output_fix(ctx: Context) -> Fix:
 
     if ctx.run.model is None or ctx.run.model.layers is None:
         return Fix(summary="Use a softmax output with from_logits=False", patch={})
-    fix = fixes.model_patch(ctx.run, ctx.layer_names, f"End with a {C or ''}-unit softmax and use {loss} with "
-                            "from_logits=False".replace("  ", " "), edit)
+    fix = fixes.model_patch(
+        ctx.run,
+        ctx.layer_names,
+        f"End with a {C or ''}-unit softmax and use {loss} with from_logits=False".replace(
+            "  ", " "
+        ),
+        edit,
+    )
     fix.patch["loss"] = {"name": loss, "from_logits": False}
     return fix
 
@@ -577,13 +774,19 @@ def rank(ctx: Context, floor: float = 0.15) -> list[Cause]:
     for cause_id, detect in DETECTORS.items():
         ev, fix = detect(ctx)
         if cause_id in _TRAIN_LOSS_CAUSES and ctx.trains_well and any(e.weight > 0 for e in ev):
-            ev.append(Evidence(-3, f"yet the training loss reached {ctx.curve.final_loss:.3g} "
-                                   "and nothing alarming shows in the curve"))
+            ev.append(
+                Evidence(
+                    -3,
+                    f"yet the training loss reached {ctx.curve.final_loss:.3g} "
+                    "and nothing alarming shows in the curve",
+                )
+            )
         score = PRIOR + sum(e.weight for e in ev)
         confidence = round(sigmoid(score), 3)
         if confidence >= floor:
             shown = [e.text for e in sorted(ev, key=lambda e: -e.weight) if e.weight >= 0][:5]
             against = [f"against: {e.text}" for e in ev if e.weight < 0][:2]
-            causes.append(Cause(id=cause_id, confidence=confidence, evidence=shown + against,
-                                fix=fix))
+            causes.append(
+                Cause(id=cause_id, confidence=confidence, evidence=shown + against, fix=fix)
+            )
     return sorted(causes, key=lambda c: -c.confidence)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -26,13 +27,11 @@ class CurveFacts:
 
     epochs: int
     chance_loss: float | None
-    first_loss: float | None
-    final_loss: float | None
-    min_loss: float | None
-    total_drop: float | None  # (first - final) / chance_loss
-    tail_slope: float | None  # per epoch, in units of chance_loss (negative = improving)
-    tail_noise: float | None  # epoch-to-epoch noise in the tail, in units of chance_loss
-    level: float | None  # final loss / chance_loss
+    first_loss: float | None = None
+    final_loss: float | None = None
+    total_drop: float | None = None  # (first - final) / chance_loss
+    tail_noise: float | None = None  # epoch-to-epoch noise in the tail, in units of chance_loss
+    level: float | None = None  # final loss / chance_loss
     early_rises: int = 0  # epochs among the first four where the loss went up
     non_finite_at: int | None = None  # 1-based epoch of the first non-finite loss
     val_gap: float | None = None  # (val - train) at the end, in units of chance_loss
@@ -72,7 +71,7 @@ def _bucket(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if n <= _MAX_POINTS:
         return values, np.arange(1, n + 1)
     edges = np.linspace(0, n, _MAX_POINTS + 1).astype(int)
-    med = np.array([np.median(values[a:b]) for a, b in zip(edges[:-1], edges[1:], strict=True)])
+    med = np.array([np.median(values[a:b]) for a, b in itertools.pairwise(edges)])
     return med, edges[1:]
 
 
@@ -101,37 +100,35 @@ def analyze(history: History, chance: float | None, num_classes: int | None) -> 
         )
     prefix = raw[: (non_finite_at - 1) if non_finite_at else n_raw]
     if len(prefix) == 0:
-        return CurveFacts(n_raw, chance, None, None, None, None, None, None, None,
-                          non_finite_at=non_finite_at, symptoms=symptoms)
+        return CurveFacts(n_raw, chance, non_finite_at=non_finite_at, symptoms=symptoms)
     loss, at = _bucket(prefix)
     scale = chance or max(float(np.median(np.abs(loss))), 1e-12)
     n = len(loss)
-    first, final, low = float(loss[0]), float(np.median(loss[-min(3, n):])), float(loss.min())
-    window = loss[-max(3, n // 4):] if n >= 3 else loss
-    slope = _slope(window) / scale
+    first, final = float(loss[0]), float(np.median(loss[-min(3, n) :]))
+    window = loss[-max(3, n // 4) :] if n >= 3 else loss
     detrended = np.diff(window) - _slope(window) if len(window) > 2 else np.zeros(1)
-    noise = float(np.std(detrended)) / scale
-    diffs = np.diff(loss[:5])
-    facts = dict(
+    symptoms += _loss_symptoms(loss, at, scale, chance, history, num_classes)
+    val = _val_facts(history, scale)
+    symptoms += val.symptoms
+    return CurveFacts(
         epochs=n_raw,
         chance_loss=chance,
         first_loss=first,
         final_loss=final,
-        min_loss=low,
         total_drop=(first - final) / scale,
-        tail_slope=slope,
-        tail_noise=noise,
+        tail_noise=float(np.std(detrended)) / scale,
         level=final / scale,
-        early_rises=int((diffs > 0).sum()),
+        early_rises=int((np.diff(loss[:5]) > 0).sum()),
         non_finite_at=non_finite_at,
+        val_gap=val.gap,
+        val_rise=val.rise,
+        val_min_epoch=val.min_epoch,
+        final_accuracy=_last_finite(history.series("accuracy") or history.series("acc")),
+        final_val_accuracy=_last_finite(
+            history.series("val_accuracy") or history.series("val_acc")
+        ),
+        symptoms=symptoms,
     )
-    symptoms += _loss_symptoms(loss, at, scale, chance, history, num_classes)
-    val = _val_facts(history, scale)
-    symptoms += val.pop("symptoms")  # type: ignore[arg-type]
-    acc = _last_finite(history.series("accuracy") or history.series("acc"))
-    val_acc = _last_finite(history.series("val_accuracy") or history.series("val_acc"))
-    return CurveFacts(**facts, **val, final_accuracy=acc, final_val_accuracy=val_acc,  # type: ignore[arg-type]
-                      symptoms=symptoms)
 
 
 def _last_finite(values: list[float] | None) -> float | None:
@@ -153,43 +150,63 @@ def _loss_symptoms(
     out: list[Symptom] = []
     n = len(loss)
     first, last_epoch = float(loss[0]), int(at[-1])
-    start_of = {i: (1 if i == 0 else int(at[i - 1]) + 1) for i in (0, n - 1)}
+    {i: (1 if i == 0 else int(at[i - 1]) + 1) for i in (0, n - 1)}
 
     # High initial loss: a fresh, well-scaled classifier starts near chance; twice that in the
     # first epoch's average means logits far larger than the init should produce.
     if chance is not None and first > 2.0 * chance:
-        out.append(Symptom(id="high_initial_loss", epochs=(1, int(at[0])),
-                           detail=f"first loss {first:.3g} is {first / chance:.1f}× the chance "
-                                  f"loss ln C = {chance:.3f}"))
+        out.append(
+            Symptom(
+                id="high_initial_loss",
+                epochs=(1, int(at[0])),
+                detail=f"first loss {first:.3g} is {first / chance:.1f}× the chance "
+                f"loss ln C = {chance:.3f}",
+            )
+        )
 
     # Explosion: the loss grows by an order of magnitude above where it started and above chance.
     peak_i = int(np.argmax(loss))
     peak = float(loss[peak_i])
     if peak_i > 0 and peak > 10 * max(first, scale):
-        out.append(Symptom(id="explosion", epochs=(int(at[peak_i - 1]) + 1, int(at[peak_i])),
-                           detail=f"loss grew from {first:.3g} to {peak:.3g}"))
+        out.append(
+            Symptom(
+                id="explosion",
+                epochs=(int(at[peak_i - 1]) + 1, int(at[peak_i])),
+                detail=f"loss grew from {first:.3g} to {peak:.3g}",
+            )
+        )
 
     low_i = int(np.argmin(loss))
     low = float(loss[low_i])
-    tail = loss[-max(2, n // 4):] if n >= 4 else loss[-1:]
+    tail = loss[-max(2, n // 4) :] if n >= 4 else loss[-1:]
     tail_level = float(np.median(tail))
 
     # Divergence: the end of the run is well above its best point, and got there by rising.
     if n >= 3 and low_i < n - 1 and tail_level - low > 0.2 * scale and tail_level > 1.5 * low:
         rises = int((np.diff(loss[low_i:]) > 0).sum())
-        out.append(Symptom(id="divergence", epochs=(int(at[low_i]), last_epoch),
-                           detail=f"loss rose from its minimum {low:.3g} (epoch {int(at[low_i])}) "
-                                  f"to {tail_level:.3g}; it went up in {rises} of "
-                                  f"{n - 1 - low_i} epochs since"))
+        out.append(
+            Symptom(
+                id="divergence",
+                epochs=(int(at[low_i]), last_epoch),
+                detail=f"loss rose from its minimum {low:.3g} (epoch {int(at[low_i])}) "
+                f"to {tail_level:.3g}; it went up in {rises} of "
+                f"{n - 1 - low_i} epochs since",
+            )
+        )
 
     # Late collapse: a trained model (well below chance) that jumps back up in one step.
     jumps = np.diff(loss)
     if n >= 4 and chance is not None and low < 0.7 * chance:
         j = int(np.argmax(jumps))
         if j >= low_i and jumps[j] > 0.3 * chance and loss[-1] > low + 0.3 * chance:
-            out.append(Symptom(id="late_collapse", epochs=(int(at[j]) + 1, last_epoch),
-                               detail=f"loss jumped from {loss[j]:.3g} to {loss[j + 1]:.3g} at "
-                                      f"epoch {int(at[j]) + 1} after reaching {low:.3g}"))
+            out.append(
+                Symptom(
+                    id="late_collapse",
+                    epochs=(int(at[j]) + 1, last_epoch),
+                    detail=f"loss jumped from {loss[j]:.3g} to {loss[j + 1]:.3g} at "
+                    f"epoch {int(at[j]) + 1} after reaching {low:.3g}",
+                )
+            )
 
     stuck = _stuck_at_chance(loss, at, chance, history, num_classes)
     if stuck is not None:
@@ -224,9 +241,12 @@ def _stuck_at_chance(
     start = n - run
     first_epoch = 1 if start == 0 else int(at[start - 1]) + 1
     level = float(np.median(loss[start:]))
-    return Symptom(id="stuck_at_chance", epochs=(first_epoch, int(at[-1])),
-                   detail=f"loss {level:.3f} ≈ ln({num_classes or round(math.exp(chance))}) = "
-                          f"{chance:.3f} for {int(at[-1]) - first_epoch + 1} epochs")
+    return Symptom(
+        id="stuck_at_chance",
+        epochs=(first_epoch, int(at[-1])),
+        detail=f"loss {level:.3f} ≈ ln({num_classes or round(math.exp(chance))}) = "
+        f"{chance:.3f} for {int(at[-1]) - first_epoch + 1} epochs",
+    )
 
 
 def _tail_shape(
@@ -245,63 +265,92 @@ def _tail_shape(
     noise = float(np.std(d - slope)) if len(d) > 1 else 0.0
     level = float(np.median(window[-3:]))
     high = chance is not None and level > HIGH_LEVEL * chance
-    flat = abs(trend) < FLAT * scale or (trend < 0 and abs(trend) < noise)
+    # A steady fall (noise well under the slope) is slow progress, not a plateau, however small.
+    steady = slope < 0 and noise < 0.5 * abs(slope) and abs(trend) > 0.005 * scale
+    flat = (abs(trend) < FLAT * scale or (trend < 0 and abs(trend) < noise)) and not steady
 
     signs = np.sign(d[d != 0])
     flips = float(np.mean(signs[1:] != signs[:-1])) if len(signs) > 2 else 0.0
     if flips > 0.5 and noise > 0.02 * scale and noise > abs(slope):
-        out.append(Symptom(id="oscillation", epochs=span,
-                           detail=f"loss changed direction in {flips:.0%} of the last {w} epochs, "
-                                  f"by ±{noise:.3g} on a trend of {slope:+.3g}/epoch"))
+        out.append(
+            Symptom(
+                id="oscillation",
+                epochs=span,
+                detail=f"loss changed direction in {flips:.0%} of the last {w} epochs, "
+                f"by ±{noise:.3g} on a trend of {slope:+.3g}/epoch",
+            )
+        )
     if flat and high:
         if noise > 0.03 * scale:
-            out.append(Symptom(id="noisy_floor", epochs=span,
-                               detail=f"loss levels off at {level:.3g} with epoch-to-epoch noise "
-                                      f"±{noise:.3g}, larger than its remaining trend"))
+            out.append(
+                Symptom(
+                    id="noisy_floor",
+                    epochs=span,
+                    detail=f"loss levels off at {level:.3g} with epoch-to-epoch noise "
+                    f"±{noise:.3g}, larger than its remaining trend",
+                )
+            )
         else:
-            out.append(Symptom(id="plateau", epochs=span,
-                               detail=f"loss changed by {trend:+.3g} over the last {w} epochs and "
-                                      f"sits at {level:.3g} ({level / scale:.2f}× ln C)"))
+            out.append(
+                Symptom(
+                    id="plateau",
+                    epochs=span,
+                    detail=f"loss changed by {trend:+.3g} over the last {w} epochs and "
+                    f"sits at {level:.3g} ({level / scale:.2f}× ln C)",
+                )
+            )
     elif high and slope < 0:
         target = 0.1 * scale
         more = (level - target) / -slope
         if more > 2 * at[-1]:
-            out.append(Symptom(id="slow_decrease", epochs=span,
-                               detail=f"loss falls by {-slope:.3g}/epoch; at that pace it needs "
-                                      f"about {more:.0f} more epochs to reach {target:.3g} "
-                                      f"(0.1× ln C)"))
+            out.append(
+                Symptom(
+                    id="slow_decrease",
+                    epochs=span,
+                    detail=f"loss falls by {-slope:.3g}/epoch; at that pace it needs "
+                    f"about {more:.0f} more epochs to reach {target:.3g} "
+                    f"(0.1× ln C)",
+                )
+            )
     return out
 
 
-def _val_facts(history: History, scale: float) -> dict[str, object]:
+@dataclass(frozen=True)
+class _Val:
+    gap: float | None = None
+    rise: float | None = None
+    min_epoch: int | None = None
+    symptoms: tuple[Symptom, ...] = ()
+
+
+def _val_facts(history: History, scale: float) -> _Val:
     """Train/validation gap and the validation loss's rise from its best epoch."""
-    out: dict[str, object] = {"val_gap": None, "val_rise": None, "val_min_epoch": None,
-                              "symptoms": []}
     if not history.val_loss:
-        return out
+        return _Val()
     val = np.asarray(history.val_loss, dtype=float)
     train = np.asarray(history.loss, dtype=float)
     m = min(len(val), len(train))
     ok = np.isfinite(val[:m]) & np.isfinite(train[:m])
     if ok.sum() < 2:
-        return out
+        return _Val()
     v, t = val[:m][ok], train[:m][ok]
     epochs = np.arange(1, m + 1)[ok]
     k = max(1, min(3, len(v) // 4))
     gap = float(np.median(v[-k:]) - np.median(t[-k:])) / scale
     best = int(np.argmin(v))
     rise = float(np.median(v[-k:]) - v[best]) / scale
-    out.update(val_gap=gap, val_rise=rise, val_min_epoch=int(epochs[best]))
-    symptoms: list[Symptom] = []
+    span = (int(epochs[best]), int(epochs[-1]))
+    symptoms: tuple[Symptom, ...] = ()
     if gap > 0.15 and rise > 0.05:
-        symptoms.append(Symptom(id="train_val_gap", epochs=(int(epochs[best]), int(epochs[-1])),
-                                detail=f"validation loss rose {rise * scale:.3g} from its best "
-                                       f"(epoch {int(epochs[best])}) while training loss fell to "
-                                       f"{float(np.median(t[-k:])):.3g}; gap {gap * scale:.3g}"))
+        detail = (
+            f"validation loss rose {rise * scale:.3g} from its best (epoch {span[0]}) while "
+            f"training loss fell to {float(np.median(t[-k:])):.3g}; gap {gap * scale:.3g}"
+        )
+        symptoms = (Symptom(id="train_val_gap", epochs=span, detail=detail),)
     elif gap < -0.1:
-        symptoms.append(Symptom(id="train_val_gap", epochs=(int(epochs[0]), int(epochs[-1])),
-                                detail=f"training loss is {-gap * scale:.3g} above validation "
-                                       f"loss: something active only in training (penalty, "
-                                       f"dropout, augmentation, label noise) holds it up"))
-    out["symptoms"] = symptoms
-    return out
+        detail = (
+            f"training loss is {-gap * scale:.3g} above validation loss: something active "
+            "only in training (penalty, dropout, augmentation, label noise) holds it up"
+        )
+        symptoms = (Symptom(id="train_val_gap", epochs=(int(epochs[0]), span[1]), detail=detail),)
+    return _Val(gap, rise, span[0], symptoms)

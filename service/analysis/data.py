@@ -11,14 +11,17 @@ import numpy as np
 from service.errors import InvalidDataset, PayloadTooLarge
 
 
-def load_sample(blob: bytes, max_examples: int, max_unpacked_bytes: int) -> tuple[np.ndarray, np.ndarray]:
+def load_sample(
+    blob: bytes, max_examples: int, max_unpacked_bytes: int
+) -> tuple[np.ndarray, np.ndarray]:
     """`x` and `y` from an `np.savez` file, refusing pickles, zip bombs and mismatched shapes."""
     try:
         with zipfile.ZipFile(io.BytesIO(blob)) as archive:
             declared = sum(info.file_size for info in archive.infolist())
     except zipfile.BadZipFile as exc:
-        raise InvalidDataset("the file is not an .npz archive (np.savez / np.savez_compressed)") \
-            from exc
+        raise InvalidDataset(
+            "the file is not an .npz archive (np.savez / np.savez_compressed)"
+        ) from exc
     # Sizes in the zip directory are what decompression will produce: check before inflating.
     if declared > max_unpacked_bytes:
         raise PayloadTooLarge(
@@ -28,7 +31,9 @@ def load_sample(blob: bytes, max_examples: int, max_unpacked_bytes: int) -> tupl
         with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
             names = set(npz.files)
             if not {"x", "y"} <= names:
-                raise InvalidDataset(f"the archive needs arrays 'x' and 'y'; it has {sorted(names)}")
+                raise InvalidDataset(
+                    f"the archive needs arrays 'x' and 'y'; it has {sorted(names)}"
+                )
             x, y = npz["x"], npz["y"]
     except ValueError as exc:  # numpy's answer to object arrays under allow_pickle=False
         raise InvalidDataset(f"the arrays cannot be read without pickle: {exc}") from exc
@@ -68,8 +73,10 @@ def sample_stats(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     clean = np.where(finite, channels, np.nan)
     with np.errstate(all="ignore"):
         stats = {
-            "min": np.nanmin(clean, axis=0), "max": np.nanmax(clean, axis=0),
-            "mean": np.nanmean(clean, axis=0), "std": np.nanstd(clean, axis=0),
+            "min": np.nanmin(clean, axis=0),
+            "max": np.nanmax(clean, axis=0),
+            "mean": np.nanmean(clean, axis=0),
+            "std": np.nanstd(clean, axis=0),
         }
     labels, counts = np.unique(y, return_counts=True)
     dup, conflicting = _duplicates(x, y)

@@ -12,8 +12,14 @@ from service.analysis.optimizers import LrReading
 from service.schemas.run import RunSpec
 
 # Symptoms that mean "this run is in trouble" whatever loss a healthy run would reach.
-SEVERE = ("non_finite_loss", "explosion", "divergence", "stuck_at_chance", "late_collapse",
-          "high_initial_loss")
+SEVERE = (
+    "non_finite_loss",
+    "explosion",
+    "divergence",
+    "stuck_at_chance",
+    "late_collapse",
+    "high_initial_loss",
+)
 
 
 @dataclass(frozen=True)
@@ -53,8 +59,11 @@ class Context:
             return False
         if self.chance is not None:
             return c.level < HIGH_LEVEL
-        return c.first_loss is not None and c.final_loss is not None and \
-            c.final_loss < 0.3 * c.first_loss
+        return (
+            c.first_loss is not None
+            and c.final_loss is not None
+            and c.final_loss < 0.3 * c.first_loss
+        )
 
     def weighted_layers(self) -> list[LayerInfo]:
         return [layer for layer in self.arch.layers if layer.weighted] if self.arch else []

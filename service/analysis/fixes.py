@@ -10,39 +10,58 @@ from service.schemas.report import Fix
 from service.schemas.run import RunSpec
 
 # The seed article's augmentation (Keras ImageDataGenerator settings).
-AUGMENTATION = {"rotation_range": 20, "width_shift_range": 0.2, "height_shift_range": 0.2,
-                "horizontal_flip": True}
+AUGMENTATION = {
+    "rotation_range": 20,
+    "width_shift_range": 0.2,
+    "height_shift_range": 0.2,
+    "horizontal_flip": True,
+}
 _WEIGHTED = {"conv2d", "separable_conv2d", "depthwise_conv2d", "dense"}
 _RELU_LIKE = {"relu", "relu6", "elu", "gelu", "swish", "silu", "leaky_relu", "mish", "softplus"}
 
 
 def learning_rate(value: float, why: str) -> Fix:
-    return Fix(summary=f"Set the learning rate to {value:.3g} ({why})",
-               patch={"optimizer": {"learning_rate": _round(value)}})
+    return Fix(
+        summary=f"Set the learning rate to {value:.3g} ({why})",
+        patch={"optimizer": {"learning_rate": _round(value)}},
+    )
 
 
 def step_decay(initial_lr: float, epochs: int | None) -> Fix:
     # The seed article halves every 10 epochs; shorter runs halve proportionally sooner.
     every = 10 if not epochs or epochs >= 30 else max(2, epochs // 3)
     return Fix(
-        summary=f"Decay the learning rate: start at {initial_lr:.3g}, halve it every {every} epochs",
-        patch={"lr_schedule": {"name": "step_decay", "initial_lr": _round(initial_lr),
-                               "drop": 0.5, "epochs_drop": every}},
+        summary=f"Decay the learning rate: start at {initial_lr:.3g}, halve it every {every} "
+        "epochs",
+        patch={
+            "lr_schedule": {
+                "name": "step_decay",
+                "initial_lr": _round(initial_lr),
+                "drop": 0.5,
+                "epochs_drop": every,
+            }
+        },
     )
 
 
 def normalize_inputs(input_min: float | None) -> Fix:
     if input_min is not None and input_min >= 0:
-        return Fix(summary="Rescale inputs to [0, 1] (divide by the maximum, e.g. x / 255)",
-                   patch={"preprocessing": {"normalization": "rescale"}})
-    return Fix(summary="Standardize inputs per channel (subtract the mean, divide by the std)",
-               patch={"preprocessing": {"normalization": "standardize"}})
+        return Fix(
+            summary="Rescale inputs to [0, 1] (divide by the maximum, e.g. x / 255)",
+            patch={"preprocessing": {"normalization": "rescale"}},
+        )
+    return Fix(
+        summary="Standardize inputs per channel (subtract the mean, divide by the std)",
+        patch={"preprocessing": {"normalization": "standardize"}},
+    )
 
 
 def augmentation() -> Fix:
-    return Fix(summary="Add data augmentation (rotation 20°, shifts 0.2, horizontal flip) and "
-                       "stop at the best validation epoch",
-               patch={"preprocessing": {"augmentation": dict(AUGMENTATION)}})
+    return Fix(
+        summary="Add data augmentation (rotation 20°, shifts 0.2, horizontal flip) and "
+        "stop at the best validation epoch",
+        patch={"preprocessing": {"augmentation": dict(AUGMENTATION)}},
+    )
 
 
 def batch_size(value: int, why: str) -> Fix:
@@ -54,8 +73,11 @@ def label_cleanup(run: RunSpec) -> Fix:
     patch: dict[str, Any] = {"loss": {"name": loss, "label_smoothing": 0.1}}
     if run.loss and run.loss.from_logits:
         patch["loss"]["from_logits"] = True
-    return Fix(summary="Audit and clean the labels; until then train with label smoothing 0.1 "
-                       "and keep the best validation epoch", patch=patch)
+    return Fix(
+        summary="Audit and clean the labels; until then train with label smoothing 0.1 "
+        "and keep the best validation epoch",
+        patch=patch,
+    )
 
 
 Edit = Callable[[Layer, str, bool], dict[str, Any]]

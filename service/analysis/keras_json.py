@@ -238,6 +238,9 @@ def _check_model_entry(doc: dict[str, Any], where: str) -> None:
             f"{where} is not a built-in Keras model (module {doc.get('module')!r}, "
             f"registered_name {doc.get('registered_name')!r})"
         )
+    config = doc.get("config")
+    if isinstance(config, dict):  # e.g. a model-level dtype policy; layers are checked one by one
+        _check_objects({k: v for k, v in config.items() if k != "layers"}, where)
 
 
 def _walk_dicts(node: Any) -> Iterator[dict[str, Any]]:
@@ -285,20 +288,20 @@ def _check_layer_entry(entry: Any) -> tuple[str, str, dict[str, Any]]:
 
 def _check_nested_objects(entry: dict[str, Any], label: str) -> None:
     """Every serialized object inside a layer (initializers, dtype...) must be built-in Keras."""
-    for item in _walk_dicts(entry.get("config")):
+    _check_objects(entry.get("config"), f"{label} and")
+
+
+def _check_objects(node: Any, label: str) -> None:
+    for item in _walk_dicts(node):
         module = item.get("module")
         if "module" in item and not _module_ok(module):
-            raise ValueError(
-                f"{label} and refers to module {module!r}, which is not a Keras module"
-            )
+            raise ValueError(f"{label} refers to module {module!r}, which is not a Keras module")
         if item.get("class_name") == "__lambda__" or "code" in item:
-            raise ValueError(
-                f"{label} and contains a serialized Python function, which is not allowed"
-            )
+            raise ValueError(f"{label} contains a serialized Python function, which is not allowed")
         if "class_name" in item and not _registered_ok(item):
             raise ValueError(
-                f"{label} and refers to the custom object "
-                f"{item.get('registered_name')!r}, which is not allowed"
+                f"{label} refers to the custom object {item.get('registered_name')!r}, "
+                "which is not allowed"
             )
 
 

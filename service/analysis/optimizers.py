@@ -57,8 +57,10 @@ class LrReading:
     def describe(self) -> str:
         name = _DISPLAY.get(self.optimizer, self.optimizer)
         if self.effective != self.learning_rate:
-            return (f"{name} learning_rate {self.learning_rate:g} with momentum "
-                    f"(effective step {self.effective:.3g})")
+            return (
+                f"{name} learning_rate {self.learning_rate:g} with momentum "
+                f"(effective step {self.effective:.3g})"
+            )
         return f"{name} learning_rate {self.learning_rate:g}"
 
     def suggested(self) -> float:
@@ -66,8 +68,17 @@ class LrReading:
         return self.band.typical * (self.learning_rate / self.effective)
 
 
-_DISPLAY = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "nadam": "Nadam",
-            "adamax": "Adamax", "adagrad": "Adagrad", "adadelta": "Adadelta", "lion": "Lion"}
+_DISPLAY = {
+    "sgd": "SGD",
+    "adam": "Adam",
+    "adamw": "AdamW",
+    "rmsprop": "RMSprop",
+    "nadam": "Nadam",
+    "adamax": "Adamax",
+    "adagrad": "Adagrad",
+    "adadelta": "Adadelta",
+    "lion": "Lion",
+}
 
 
 def read_lr(optimizer: Optimizer | None) -> LrReading | None:

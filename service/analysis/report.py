@@ -29,7 +29,9 @@ def architecture(run: RunSpec) -> Architecture | None:
         raise InvalidRunSpec(f"run.model cannot be built: {exc}") from exc
 
 
-def num_classes(run: RunSpec, dataset: dict[str, Any] | None, arch: Architecture | None) -> int | None:
+def num_classes(
+    run: RunSpec, dataset: dict[str, Any] | None, arch: Architecture | None
+) -> int | None:
     if run.data and run.data.num_classes:
         return run.data.num_classes
     if dataset:
@@ -39,8 +41,9 @@ def num_classes(run: RunSpec, dataset: dict[str, Any] | None, arch: Architecture
     return None
 
 
-def input_range(run: RunSpec, dataset: dict[str, Any] | None,
-                arch: Architecture | None) -> tuple[float, float] | None:
+def input_range(
+    run: RunSpec, dataset: dict[str, Any] | None, arch: Architecture | None
+) -> tuple[float, float] | None:
     """The range of what reaches the first layer: the sample's (or declared) range, rescaled."""
     lo = hi = None
     if dataset:
@@ -64,8 +67,9 @@ def build_context(request: DiagnosisRequest, dataset: dict[str, Any] | None) -> 
     arch = architecture(run)
     classes = num_classes(run, dataset, arch) or curves.infer_classes(request.history.loss)
     chance = curves.chance_loss(run.loss.name if run.loss else None, classes)
-    examples = (run.data.num_examples if run.data and run.data.num_examples else None) or \
-        (dataset["num_examples"] if dataset else None)
+    examples = (run.data.num_examples if run.data and run.data.num_examples else None) or (
+        dataset["num_examples"] if dataset else None
+    )
     return Context(
         run=run,
         curve=curves.analyze(request.history, chance, classes),
@@ -100,55 +104,77 @@ def _summary(ctx: Context, credible: list[Cause], causes: list[Cause]) -> str:
     parts = []
     if c.first_loss is not None and c.final_loss is not None:
         scale = f" ({c.final_loss / ctx.chance:.2f}× the chance loss ln C)" if ctx.chance else ""
-        parts.append(f"Over {c.epochs} epochs the training loss went from {c.first_loss:.3g} to "
-                     f"{c.final_loss:.3g}{scale}.")
+        parts.append(
+            f"Over {c.epochs} epochs the training loss went from {c.first_loss:.3g} to "
+            f"{c.final_loss:.3g}{scale}."
+        )
     elif c.non_finite_at:
         parts.append(f"The loss was non-finite from epoch {c.non_finite_at}.")
     if c.symptoms:
         parts.append("The curve shows " + "; ".join(s.detail for s in c.symptoms[:3]) + ".")
     if credible:
         top = credible[0]
-        parts.append(f"Most likely cause: {top.id.replace('_', ' ')} (confidence "
-                     f"{top.confidence:.2f}) — {top.evidence[0] if top.evidence else ''}. "
-                     f"Fix: {top.fix.summary}.")
+        parts.append(
+            f"Most likely cause: {top.id.replace('_', ' ')} (confidence "
+            f"{top.confidence:.2f}) — {top.evidence[0] if top.evidence else ''}. "
+            f"Fix: {top.fix.summary}."
+        )
         others = [f"{x.id.replace('_', ' ')} ({x.confidence:.2f})" for x in credible[1:3]]
         if others:
             parts.append("Also credible: " + ", ".join(others) + ".")
     elif ctx.severe:
-        parts.append("The run is in trouble, but what was sent cannot tell its cause apart"
-                     + (f"; candidates: {', '.join(x.id.replace('_', ' ') for x in causes[:3])}"
-                        if causes else "") + ". Send the model, optimizer and a data sample, "
-                     "or enable probes.")
+        parts.append(
+            "The run is in trouble, but what was sent cannot tell its cause apart"
+            + (
+                f"; candidates: {', '.join(x.id.replace('_', ' ') for x in causes[:3])}"
+                if causes
+                else ""
+            )
+            + ". Send the model, optimizer and a data sample, "
+            "or enable probes."
+        )
     else:
         parts.append("No cause is credible: this looks like a healthy run.")
         if causes:
-            parts.append(f"Weakest doubt: {causes[0].id.replace('_', ' ')} "
-                         f"({causes[0].confidence:.2f}).")
+            parts.append(
+                f"Weakest doubt: {causes[0].id.replace('_', ' ')} ({causes[0].confidence:.2f})."
+            )
     return " ".join(parts)
 
 
 def _declared_classes(ctx: Context, dataset: dict[str, Any] | None) -> bool:
     run = ctx.run
-    return bool((run.data and run.data.num_classes) or dataset or
-                (ctx.arch is not None and ctx.arch.output_units > 1))
+    return bool(
+        (run.data and run.data.num_classes)
+        or dataset
+        or (ctx.arch is not None and ctx.arch.output_units > 1)
+    )
 
 
 def _notes(ctx: Context, dataset: dict[str, Any] | None) -> list[str]:
     notes = []
     if ctx.num_classes and not _declared_classes(ctx, dataset):
-        notes.append(f"Number of classes inferred as {ctx.num_classes}: the loss sits flat at "
-                     f"ln {ctx.num_classes}. Give run.data.num_classes to be sure.")
+        notes.append(
+            f"Number of classes inferred as {ctx.num_classes}: the loss sits flat at "
+            f"ln {ctx.num_classes}. Give run.data.num_classes to be sure."
+        )
     if ctx.chance is None:
-        notes.append("Number of classes or loss unknown: the loss is not compared with chance "
-                     "(give run.data.num_classes and run.loss).")
+        notes.append(
+            "Number of classes or loss unknown: the loss is not compared with chance "
+            "(give run.data.num_classes and run.loss)."
+        )
     if ctx.arch is None:
-        notes.append("No model: initialization, capacity, kernel sizes and output/loss are not "
-                     "checked (give run.model).")
+        notes.append(
+            "No model: initialization, capacity, kernel sizes and output/loss are not "
+            "checked (give run.model)."
+        )
     if ctx.lr is None:
         notes.append("No optimizer: learning-rate ranges are not checked (give run.optimizer).")
     if ctx.input_range is None:
-        notes.append("Input range unknown: upload a sample (POST /v1/datasets) or give "
-                     "run.data.input_min/input_max.")
+        notes.append(
+            "Input range unknown: upload a sample (POST /v1/datasets) or give "
+            "run.data.input_min/input_max."
+        )
     if ctx.curve.val_gap is None:
         notes.append("No val_loss: overfitting cannot be seen.")
     if dataset is None and ctx.stats is None:

@@ -15,7 +15,7 @@ from service.errors import NotFound, PayloadTooLarge
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
-_PROBLEM = {"content": {"application/problem+json": {}}}
+_PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 
 
 @router.post(
@@ -35,13 +35,14 @@ def upload_dataset(
     blob = file.file.read(settings.max_dataset_bytes + 1)
     if len(blob) > settings.max_dataset_bytes:
         raise PayloadTooLarge(
-            f"the file is larger than {settings.max_dataset_bytes} bytes (LOSSDOCTOR_MAX_DATASET_BYTES)"
+            f"the file is larger than {settings.max_dataset_bytes} bytes "
+            "(LOSSDOCTOR_MAX_DATASET_BYTES)"
         )
     x, y = load_sample(blob, settings.max_dataset_examples, settings.max_dataset_unpacked_bytes)
     meta: dict[str, Any] = {
         "id": "ds_" + secrets.token_hex(10),
         "created_at": datetime.now(UTC).isoformat(),
-        "num_examples": int(len(x)),
+        "num_examples": len(x),
         "input_shape": [int(d) for d in x.shape[1:]],
         "num_classes": int(y.max()) + 1,
         "stats": sample_stats(x, y),
@@ -58,8 +59,11 @@ def read_dataset(dataset_id: str, store: StoreDep) -> JSONResponse:
     return JSONResponse(meta)
 
 
-@router.delete("/{dataset_id}", status_code=204,
-               responses={404: {"description": "No such dataset.", **_PROBLEM}})
+@router.delete(
+    "/{dataset_id}",
+    status_code=204,
+    responses={404: {"description": "No such dataset.", **_PROBLEM}},
+)
 def delete_dataset(dataset_id: str, store: StoreDep) -> Response:
     if not store.delete_dataset(dataset_id):
         raise NotFound(f"dataset {dataset_id!r} does not exist")

@@ -12,19 +12,21 @@ from fastapi.responses import Response
 
 from service.analysis.report import static_report
 from service.deps import SettingsDep, StoreDep
-from service.errors import NotFound, PayloadTooLarge
+from service.errors import InvalidRunSpec, NotFound, PayloadTooLarge
 from service.examples import DIAGNOSIS_EXAMPLES
 from service.schemas.diagnosis import Diagnosis, DiagnosisPage, DiagnosisRequest
 from service.schemas.report import Report
+from service.store import Store
 
 router = APIRouter(prefix="/v1/diagnoses", tags=["diagnoses"])
 
-_PROBLEM = {"content": {"application/problem+json": {}}}
+_PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 
 
 def _json(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(doc), status_code=status, media_type="application/json",
-                    headers=headers)
+    return Response(
+        json.dumps(doc), status_code=status, media_type="application/json", headers=headers
+    )
 
 
 def _now() -> str:
@@ -54,10 +56,7 @@ def create_diagnosis(
             f"the history has {points} points; the limit is {settings.max_history_points} "
             "(LOSSDOCTOR_MAX_HISTORY_POINTS)"
         )
-    dataset = store.get_dataset(body.run.data.dataset_id) if body.run.data and \
-        body.run.data.dataset_id else None
-    if body.run.data and body.run.data.dataset_id and dataset is None:
-        raise NotFound(f"dataset {body.run.data.dataset_id!r} does not exist")
+    dataset = _referenced_dataset(body, store)
     report: Report = static_report(body, dataset)
     now = _now()
     doc = {
@@ -73,8 +72,24 @@ def create_diagnosis(
     return _json(doc, 201, {"Location": f"/v1/diagnoses/{doc['id']}"})
 
 
-@router.get("/{diagnosis_id}", response_model=Diagnosis,
-            responses={404: {"description": "No such diagnosis.", **_PROBLEM}})
+def _referenced_dataset(body: DiagnosisRequest, store: Store) -> dict[str, Any] | None:
+    dataset_id = body.run.data.dataset_id if body.run.data else None
+    if dataset_id is None:
+        return None
+    dataset = store.get_dataset(dataset_id)
+    if dataset is None:
+        raise InvalidRunSpec(
+            f"run.data.dataset_id: dataset {dataset_id!r} does not exist; "
+            "upload it with POST /v1/datasets"
+        )
+    return dataset
+
+
+@router.get(
+    "/{diagnosis_id}",
+    response_model=Diagnosis,
+    responses={404: {"description": "No such diagnosis.", **_PROBLEM}},
+)
 def read_diagnosis(diagnosis_id: str, store: StoreDep) -> Response:
     doc = store.get_diagnosis(diagnosis_id)
     if doc is None:
@@ -94,8 +109,11 @@ def list_diagnoses(
     return _json({"items": items, "next_cursor": next_cursor})
 
 
-@router.delete("/{diagnosis_id}", status_code=204,
-               responses={404: {"description": "No such diagnosis.", **_PROBLEM}})
+@router.delete(
+    "/{diagnosis_id}",
+    status_code=204,
+    responses={404: {"description": "No such diagnosis.", **_PROBLEM}},
+)
 def delete_diagnosis(diagnosis_id: str, store: StoreDep) -> Response:
     if not store.delete_diagnosis(diagnosis_id):
         raise NotFound(f"diagnosis {diagnosis_id!r} does not exist")

@@ -7,8 +7,15 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-_NON_FINITE = {"nan": math.nan, "infinity": math.inf, "inf": math.inf, "-infinity": -math.inf,
-               "-inf": -math.inf, "+infinity": math.inf, "+inf": math.inf}
+_NON_FINITE = {
+    "nan": math.nan,
+    "infinity": math.inf,
+    "inf": math.inf,
+    "-infinity": -math.inf,
+    "-inf": -math.inf,
+    "+infinity": math.inf,
+    "+inf": math.inf,
+}
 
 
 def _series(values: Any) -> list[float]:

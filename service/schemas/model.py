@@ -49,7 +49,9 @@ class Initializer(BaseModel):
     value: float | None = None
     scale: float | None = Field(default=None, ge=0)
     mode: Literal["fan_in", "fan_out", "fan_avg"] | None = None
-    distribution: Literal["truncated_normal", "untruncated_normal", "normal", "uniform"] | None = None
+    distribution: Literal["truncated_normal", "untruncated_normal", "normal", "uniform"] | None = (
+        None
+    )
     gain: float | None = None
 
 
@@ -76,7 +78,9 @@ class Layer(BaseModel):
     kernel_size: IntOrPair | None = None
     strides: IntOrPair | None = None
     pool_size: IntOrPair | None = None
-    padding: Literal["valid", "same"] | IntOrPair | tuple[tuple[int, int], tuple[int, int]] | None = None
+    padding: (
+        Literal["valid", "same"] | IntOrPair | tuple[tuple[int, int], tuple[int, int]] | None
+    ) = None
     depth_multiplier: int | None = Field(default=None, ge=1, le=1024)
     activation: str | None = Field(default=None, max_length=64)
     use_bias: bool | None = None

@@ -25,7 +25,7 @@ OPTIMIZERS = (
 
 
 class LrSchedule(BaseModel):
-    """A learning-rate schedule. `step_decay` is lr = initial_lr · drop^floor(epoch / epochs_drop)."""
+    """A learning-rate schedule; `step_decay`: lr = initial_lr · drop^floor(epoch / epochs_drop)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -175,9 +175,9 @@ class DataInfo(BaseModel):
 
     @model_validator(mode="after")
     def _ordered_range(self) -> DataInfo:
-        if self.input_min is not None and self.input_max is not None:
-            if self.input_min > self.input_max:
-                raise ValueError("input_min is larger than input_max")
+        low, high = self.input_min, self.input_max
+        if low is not None and high is not None and low > high:
+            raise ValueError("input_min is larger than input_max")
         return self
 
 

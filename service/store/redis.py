@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -45,7 +44,8 @@ class RedisStore:
         pipe = self.r.pipeline(transaction=True)
         pipe.set(f"ld:diag:{doc['id']}", json.dumps(doc))
         pipe.set(f"ld:req:{doc['id']}", json.dumps(request))
-        pipe.zadd(_INDEX, {doc["id"]: time.time()})
+        # A sequence number, not a clock: page boundaries need unique, ordered scores.
+        pipe.zadd(_INDEX, {doc["id"]: self.r.incr("ld:seq")})
         pipe.execute()
 
     @_available
@@ -60,28 +60,27 @@ class RedisStore:
 
     @_available
     def list_diagnoses(self, limit: int, cursor: str | None) -> tuple[list[Doc], str | None]:
-        high: str = "+inf"
-        after_id = None
+        high = "+inf"
         if cursor:
             try:
-                score, after_id = decode_cursor(cursor)
+                seq, _ = decode_cursor(cursor)
             except ValueError as exc:
                 raise InvalidRunSpec("the cursor is not one this service returned") from exc
-            high = repr(score)
-        # Ask for a few extra: items sharing the cursor's score are skipped by id below.
-        rows = self.r.zrevrangebyscore(_INDEX, high, "-inf", start=0, num=limit + 50,
-                                       withscores=True)
-        ids: list[tuple[str, float]] = []
-        for member, score in rows:  # type: ignore[union-attr]
-            item = member.decode()
-            if after_id is not None and score == float(high) and item >= after_id:
-                continue
-            ids.append((item, score))
-        more = len(ids) > limit
-        ids = ids[:limit]
-        raws = self.r.mget([f"ld:diag:{i}" for i, _ in ids]) if ids else []
-        docs = [json.loads(raw) for raw in raws if raw]  # type: ignore[union-attr]
-        next_cursor = encode_cursor(ids[-1][1], ids[-1][0]) if more and ids else None
+            high = f"({int(seq)}"  # exclusive: scores are unique sequence numbers
+        rows: list[tuple[bytes, float]] = self.r.zrevrangebyscore(  # type: ignore[assignment]
+            _INDEX, high, "-inf", start=0, num=limit + 1, withscores=True
+        )
+        more, rows = len(rows) > limit, rows[:limit]
+        raws: list[bytes | None] = (
+            self.r.mget(  # type: ignore[assignment]
+                [f"ld:diag:{member.decode()}" for member, _ in rows]
+            )
+            if rows
+            else []
+        )
+        docs = [json.loads(raw) for raw in raws if raw]
+        last = rows[-1] if rows else None
+        next_cursor = encode_cursor(int(last[1]), last[0].decode()) if more and last else None
         return docs, next_cursor
 
     @_available
@@ -107,7 +106,9 @@ class RedisStore:
     @_available
     def delete_diagnosis(self, diagnosis_id: str) -> bool:
         pipe = self.r.pipeline(transaction=True)
-        pipe.delete(f"ld:diag:{diagnosis_id}", f"ld:req:{diagnosis_id}", f"ld:probes:{diagnosis_id}")
+        pipe.delete(
+            f"ld:diag:{diagnosis_id}", f"ld:req:{diagnosis_id}", f"ld:probes:{diagnosis_id}"
+        )
         pipe.zrem(_INDEX, diagnosis_id)
         deleted, _ = pipe.execute()
         return bool(deleted)

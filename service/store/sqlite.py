@@ -52,13 +52,17 @@ class SQLiteStore:
         )
 
     def get_diagnosis(self, diagnosis_id: str) -> Doc | None:
-        row = self._db().execute("SELECT doc FROM diagnoses WHERE id = ?", (diagnosis_id,)).fetchone()
+        row = (
+            self._db().execute("SELECT doc FROM diagnoses WHERE id = ?", (diagnosis_id,)).fetchone()
+        )
         return json.loads(row[0]) if row else None
 
     def get_request(self, diagnosis_id: str) -> Doc | None:
-        row = self._db().execute(
-            "SELECT request FROM diagnoses WHERE id = ?", (diagnosis_id,)
-        ).fetchone()
+        row = (
+            self._db()
+            .execute("SELECT request FROM diagnoses WHERE id = ?", (diagnosis_id,))
+            .fetchone()
+        )
         return json.loads(row[0]) if row else None
 
     def list_diagnoses(self, limit: int, cursor: str | None) -> tuple[list[Doc], str | None]:
@@ -67,16 +71,24 @@ class SQLiteStore:
                 seq, after_id = decode_cursor(cursor)
             except ValueError as exc:
                 raise InvalidRunSpec("the cursor is not one this service returned") from exc
-            rows = self._db().execute(
-                "SELECT id, seq, doc FROM diagnoses WHERE (seq, id) < (?, ?) "
-                "ORDER BY seq DESC, id DESC LIMIT ?",
-                (seq, after_id, limit + 1),
-            ).fetchall()
+            rows = (
+                self._db()
+                .execute(
+                    "SELECT id, seq, doc FROM diagnoses WHERE (seq, id) < (?, ?) "
+                    "ORDER BY seq DESC, id DESC LIMIT ?",
+                    (seq, after_id, limit + 1),
+                )
+                .fetchall()
+            )
         else:
-            rows = self._db().execute(
-                "SELECT id, seq, doc FROM diagnoses ORDER BY seq DESC, id DESC LIMIT ?",
-                (limit + 1,),
-            ).fetchall()
+            rows = (
+                self._db()
+                .execute(
+                    "SELECT id, seq, doc FROM diagnoses ORDER BY seq DESC, id DESC LIMIT ?",
+                    (limit + 1,),
+                )
+                .fetchall()
+            )
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1][1], rows[-1][0]) if more and rows else None
@@ -112,9 +124,13 @@ class SQLiteStore:
         return cur.rowcount > 0
 
     def probe_results(self, diagnosis_id: str) -> dict[str, Doc]:
-        rows = self._db().execute(
-            "SELECT key, result FROM probe_results WHERE diagnosis_id = ?", (diagnosis_id,)
-        ).fetchall()
+        rows = (
+            self._db()
+            .execute(
+                "SELECT key, result FROM probe_results WHERE diagnosis_id = ?", (diagnosis_id,)
+            )
+            .fetchall()
+        )
         return {k: json.loads(r) for k, r in rows}
 
     def put_dataset(self, meta: Doc, blob: bytes) -> None:

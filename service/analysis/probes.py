@@ -1,0 +1,288 @@
+"""Probe plans (which one-factor changes to train) and verdicts (what their losses prove).
+
+Pure logic: the worker trains, this module decides. A probe's change is a merge patch of
+`run`, so a confirmed probe *is* a verified fix.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from service.analysis import fixes
+from service.analysis.curves import HIGH_LEVEL
+from service.analysis.evidence import Context, sigmoid
+from service.analysis.patch import merge
+from service.schemas.report import Cause, ProbeEvidence, Report
+
+
+@dataclass(frozen=True)
+class Probe:
+    name: str
+    tests: str  # the cause id it can confirm or refute ("" for the baseline)
+    change: dict[str, Any]
+    metric: str = "train"  # "train": data loss on training examples; "val": held-out loss
+    needs_sample: bool = False  # preprocessing probes mean nothing on stand-in data
+
+
+@dataclass
+class Outcome:
+    """What one probe measured, per seed."""
+
+    probe: Probe
+    losses: list[float | None]  # final metric per seed; None = non-finite
+    curve: list[float | None] = field(default_factory=list)
+    device: str | None = None
+    steps: int = 0
+
+    @property
+    def finite(self) -> list[float]:
+        return [x for x in self.losses if x is not None and math.isfinite(x)]
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.fmean(self.finite) if self.finite else None
+
+    @property
+    def spread(self) -> float:
+        return max(self.finite) - min(self.finite) if len(self.finite) > 1 else 0.0
+
+
+def plan(ctx: Context, static: Report) -> list[Probe]:
+    """The baseline, then one change at a time. Probes that need the user's sample say so."""
+    run, probes = ctx.run, [Probe("baseline", "", {})]
+    r = ctx.lr
+    if r is not None:
+        lr = r.learning_rate
+        probes += [
+            Probe("lr_x0.1", "learning_rate_too_high", {"optimizer": {"learning_rate": lr / 10}}),
+            Probe("lr_x10", "learning_rate_too_low", {"optimizer": {"learning_rate": lr * 10}}),
+            Probe("lr_range_test", "", {}),  # sized by the worker's LR sweep
+            # Schedules are in the run's epochs; the worker maps them onto the probe's
+            # steps, so the probe sees the shape the full run would.
+            Probe("step_decay", "missing_lr_decay", fixes.step_decay(lr, run.epochs).patch),
+            Probe(
+                "cosine_warmup",
+                "missing_lr_decay",
+                {
+                    "lr_schedule": {
+                        "name": "cosine",
+                        "initial_lr": lr,
+                        "alpha": 0.0,
+                        "warmup_epochs": max(1, (run.epochs or 20) // 20),
+                    }
+                },
+            ),
+        ]
+    if ctx.arch is not None and run.model is not None:
+        by_cause = {c.id: c for c in static.causes}
+        init = by_cause.get("poor_weight_initialization")
+        patch = init.fix.patch if init and init.fix.patch else _reinit_all(ctx)
+        if patch:
+            probes.append(Probe("initializer_by_activation", "poor_weight_initialization", patch))
+        relax = _relax(ctx, 100.0)
+        if relax:
+            probes.append(Probe("regularization_div100", "excessive_regularization", relax))
+            probes.append(
+                Probe("regularization_removed", "excessive_regularization", _relax(ctx, math.inf))
+            )
+        probes += [
+            Probe("width_x2", "insufficient_capacity", _widen(ctx, 2)),
+            Probe("width_x4", "insufficient_capacity", _widen(ctx, 4)),
+        ]
+        for cause_id in ("kernel_size_mismatch", "output_loss_mismatch"):
+            cause = by_cause.get(cause_id)
+            if cause and cause.fix.patch:
+                probes.append(Probe(f"fix_{cause_id}", cause_id, cause.fix.patch))
+    probes += [
+        Probe(
+            "rescale",
+            "unnormalized_inputs",
+            {"preprocessing": {"normalization": "rescale"}},
+            needs_sample=True,
+        ),
+        Probe(
+            "standardize",
+            "unnormalized_inputs",
+            {"preprocessing": {"normalization": "standardize"}},
+            needs_sample=True,
+        ),
+        Probe(
+            "augmentation",
+            "overfitting",
+            fixes.augmentation().patch,
+            metric="val",
+            needs_sample=True,
+        ),
+    ]
+    b = run.batch_size or 32
+    probes += [
+        Probe("batch_x4", "batch_size_too_small", {"batch_size": b * 4}),
+        Probe("batch_div4", "batch_size_too_large", {"batch_size": max(1, b // 4)}),
+    ]
+    return probes
+
+
+def _reinit_all(ctx: Context) -> dict[str, Any]:
+    if ctx.run.model is None or ctx.run.model.layers is None:
+        return {}
+    acts = {layer.name: layer.activation for layer in ctx.weighted_layers()}
+
+    def edit(layer: fixes.Layer, name: str, _: bool) -> dict[str, object]:
+        if name in acts:
+            return {"kernel_initializer": fixes.initializer_for(acts[name])}
+        return {}
+
+    return fixes.model_patch(ctx.run, ctx.layer_names, "", edit).patch
+
+
+def _relax(ctx: Context, factor: float) -> dict[str, Any]:
+    if ctx.run.model is None or ctx.run.model.layers is None:
+        return {}
+    found = False
+
+    def edit(layer: fixes.Layer, _: str, __: bool) -> dict[str, object]:
+        nonlocal found
+        out: dict[str, object] = {}
+        for key in (
+            "kernel_regularizer",
+            "depthwise_regularizer",
+            "pointwise_regularizer",
+            "bias_regularizer",
+        ):
+            reg = getattr(layer, key)
+            if reg is not None and (reg.l1 or reg.l2):
+                found = True
+                out[key] = (
+                    None if math.isinf(factor) else {"l1": reg.l1 / factor, "l2": reg.l2 / factor}
+                )
+        if layer.type in ("dropout", "spatial_dropout2d") and (layer.rate or 0) > 0.3:
+            found = True
+            out["rate"] = 0.0 if math.isinf(factor) else 0.3
+        return out
+
+    patch = fixes.model_patch(ctx.run, ctx.layer_names, "", edit).patch
+    return patch if found else {}
+
+
+def _widen(ctx: Context, factor: int) -> dict[str, Any]:
+    def edit(layer: fixes.Layer, _: str, is_output: bool) -> dict[str, object]:
+        if is_output:
+            return {}
+        if layer.filters is not None:
+            return {"filters": layer.filters * factor}
+        if layer.units is not None and layer.type == "dense":
+            return {"units": layer.units * factor}
+        return {}
+
+    return fixes.model_patch(ctx.run, ctx.layer_names, "", edit).patch
+
+
+# ------------------------------------------------------------------------------ verdicts
+
+
+@dataclass(frozen=True)
+class Judgement:
+    probe: str
+    cause: str
+    improvement: float | None  # baseline − probe, in loss units (positive = better)
+    noise: float
+    confirmed: bool
+    refuted: bool
+
+
+def judge(baseline: Outcome, outcome: Outcome, chance: float | None) -> Judgement:
+    """Confirmed: better than the baseline by more than seed noise and by a real amount.
+
+    "Real" is absolute, on the scale of ln C, because a healthy run also improves a little
+    under most changes (a higher LR or standardized inputs train faster early).
+    """
+    scale = chance or max(abs(baseline.mean or 1.0), 1e-6)
+    noise = max(baseline.spread, outcome.spread)
+    base, probe = baseline.mean, outcome.mean
+    if probe is None:
+        return Judgement(outcome.probe.name, outcome.probe.tests, None, noise, False, True)
+    if base is None:  # the baseline blew up and the probe did not: that is the effect
+        return Judgement(outcome.probe.name, outcome.probe.tests, math.inf, noise, True, False)
+    gain = base - probe
+    needed = max(2 * noise, 0.1 * scale)
+    confirmed = gain > needed
+    refuted = gain < max(noise, 0.03 * scale)
+    return Judgement(outcome.probe.name, outcome.probe.tests, gain, noise, confirmed, refuted)
+
+
+def reproduced(baseline: Outcome, chance: float | None) -> bool:
+    """The replayed run is in trouble too: its loss stays high (or non-finite)."""
+    if baseline.mean is None:
+        return True
+    return chance is None or baseline.mean > HIGH_LEVEL * chance
+
+
+def revise(
+    static: Report,
+    judgements: list[Judgement],
+    baseline_bad: bool,
+    baseline: Outcome,
+    outcomes: dict[str, Outcome],
+    seeds: int,
+) -> list[Cause]:
+    """Static causes with their probe evidence folded into the confidence."""
+    by_cause: dict[str, list[Judgement]] = {}
+    for j in judgements:
+        if j.cause:
+            by_cause.setdefault(j.cause, []).append(j)
+    revised = []
+    for cause in static.causes:
+        js = by_cause.get(cause.id, [])
+        logit = math.log(cause.confidence / max(1e-6, 1 - cause.confidence))
+        best = max(
+            js,
+            key=lambda j: j.improvement if j.improvement is not None else -math.inf,
+            default=None,
+        )
+        if best is not None and baseline_bad:
+            if best.confirmed:
+                logit += 3.0
+            elif all(j.refuted for j in js):
+                logit -= 2.0
+        probe = None
+        if best is not None:
+            out = outcomes[best.probe]
+            probe = ProbeEvidence(
+                name=best.probe,
+                change=out.probe.change,
+                baseline_loss=_r(baseline.mean),
+                probe_loss=_r(out.mean),
+                improvement=_r(best.improvement),
+                seeds=seeds,
+                spread=_r(best.noise),
+                confirmed=best.confirmed and baseline_bad,
+            )
+        revised.append(
+            cause.model_copy(update={"confidence": round(sigmoid(logit), 3), "probe": probe})
+        )
+    return sorted(revised, key=lambda c: -c.confidence)
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(x, 4)
+
+
+def combined_patch(
+    judgements: list[Judgement], outcomes: dict[str, Outcome], limit: int = 3
+) -> dict[str, Any]:
+    """The confirmed changes, best first, merged into one patch (one per cause)."""
+    chosen, causes = [], set()
+    for j in sorted(
+        (j for j in judgements if j.confirmed),
+        key=lambda j: -(j.improvement if j.improvement is not None else 0),
+    ):
+        if j.cause in causes:
+            continue
+        causes.add(j.cause)
+        chosen.append(outcomes[j.probe].probe.change)
+        if len(chosen) == limit:
+            break
+    return merge(*chosen) if chosen else {}

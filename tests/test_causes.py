@@ -1,0 +1,179 @@
+"""Each cause of the vocabulary is named first when the spec and curve show it, not otherwise."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from service.analysis.report import static_report
+from service.schemas.diagnosis import DiagnosisRequest
+from service.schemas.report import Report
+from tests.runs import LN10, body, cnn, healthy_curve, run, stuck_curve
+
+
+def diagnose(payload: dict[str, Any], dataset: dict[str, Any] | None = None) -> Report:
+    return static_report(DiagnosisRequest.model_validate(payload), dataset)
+
+
+def top(report: Report) -> str:
+    assert report.causes, report.summary
+    return report.causes[0].id
+
+
+def plateau(level: float, n: int = 20, noise: float = 0.0) -> list[float]:
+    return [level + 1.0 * math.exp(-0.6 * i) + noise * ((-1) ** i) for i in range(n)]
+
+
+def test_healthy_run_is_healthy_with_no_credible_cause() -> None:
+    report = diagnose(body(run(), healthy_curve()))
+    assert report.verdict == "healthy"
+    assert all(c.confidence < 0.5 for c in report.causes)
+
+
+def test_adam_at_half_is_learning_rate_too_high() -> None:
+    report = diagnose(body(run(optimizer={"name": "Adam", "learning_rate": 0.5}), stuck_curve()))
+    assert top(report) == "learning_rate_too_high"
+    assert report.causes[0].fix.patch == {"optimizer": {"learning_rate": 0.001}}
+
+
+def test_sgd_momentum_counts_in_the_effective_step() -> None:
+    calm = diagnose(body(run(optimizer={"name": "sgd", "learning_rate": 0.1}), stuck_curve()))
+    hot = diagnose(body(run(optimizer={"name": "sgd", "learning_rate": 0.5, "momentum": 0.99}),
+                        stuck_curve()))
+    assert top(hot) == "learning_rate_too_high"
+    assert all(c.id != "learning_rate_too_high" or c.confidence < 0.5 for c in calm.causes)
+
+
+def test_sgd_at_a_millionth_is_learning_rate_too_low() -> None:
+    slow = {"loss": [LN10 - 0.004 * i for i in range(20)], "val_loss": [LN10 - 0.004 * i for i in range(20)]}
+    report = diagnose(body(run(optimizer={"name": "sgd", "learning_rate": 1e-6}), slow))
+    assert top(report) == "learning_rate_too_low"
+
+
+def test_constant_rate_with_noisy_floor_is_missing_lr_decay() -> None:
+    history = {"loss": plateau(0.9, noise=0.12), "val_loss": plateau(0.95, noise=0.12)}
+    report = diagnose(body(run(optimizer={"name": "sgd", "learning_rate": 0.1, "momentum": 0.9}),
+                           history))
+    assert top(report) == "missing_lr_decay"
+    assert report.causes[0].fix.patch["lr_schedule"]["name"] == "step_decay"
+
+
+def test_random_normal_stddev_one_is_poor_weight_initialization() -> None:
+    spec = run(model=cnn(init={"name": "random_normal", "stddev": 1.0}))
+    report = diagnose(body(spec, stuck_curve(first=40.0)))
+    assert top(report) == "poor_weight_initialization"
+    layers = report.causes[0].fix.patch["model"]["layers"]
+    assert layers[0]["kernel_initializer"] == "he_normal"
+
+
+def test_zeros_initializer_is_poor_weight_initialization() -> None:
+    report = diagnose(body(run(model=cnn(init="zeros")), stuck_curve()))
+    assert top(report) == "poor_weight_initialization"
+
+
+def test_raw_pixels_are_unnormalized_inputs() -> None:
+    spec = run(preprocessing={"normalization": "none"},
+               data={"num_classes": 10, "num_examples": 3000, "input_min": 0, "input_max": 255})
+    report = diagnose(body(spec, stuck_curve(first=30.0)))
+    assert top(report) == "unnormalized_inputs"
+    assert report.causes[0].fix.patch == {"preprocessing": {"normalization": "rescale"}}
+
+
+def test_rescaling_layer_counts_as_normalization() -> None:
+    model = cnn()
+    model["layers"].insert(0, {"type": "rescaling", "scale": 1 / 255})
+    spec = run(model=model, data={"num_classes": 10, "input_min": 0, "input_max": 255})
+    report = diagnose(body(spec, healthy_curve()))
+    assert all(c.id != "unnormalized_inputs" for c in report.causes)
+
+
+def test_train_accuracy_below_validation_is_noisy_labels() -> None:
+    n = 20
+    history = {"loss": plateau(1.5, n), "val_loss": plateau(0.7, n),
+               "accuracy": [0.45] * n, "val_accuracy": [0.78] * n}
+    report = diagnose(body(run(), history))
+    assert top(report) == "noisy_labels"
+
+
+def test_l2_of_one_is_excessive_regularization() -> None:
+    history = {"loss": plateau(2.2), "val_loss": plateau(1.9)}
+    report = diagnose(body(run(model=cnn(l2=1.0)), history))
+    assert top(report) == "excessive_regularization"
+    layer = report.causes[0].fix.patch["model"]["layers"][0]
+    assert layer["kernel_regularizer"]["l2"] == pytest.approx(0.01)
+
+
+def test_two_unit_bottleneck_is_insufficient_capacity() -> None:
+    history = {"loss": plateau(1.4), "val_loss": plateau(1.42)}
+    report = diagnose(body(run(model=cnn(hidden=2)), history))
+    assert top(report) == "insufficient_capacity"
+
+
+def test_rising_validation_loss_is_overfitting() -> None:
+    n = 30
+    loss = [1.2 * math.exp(-0.25 * i) for i in range(n)]
+    val = [0.6 + 0.02 * (i - 5) ** 2 / 5 for i in range(n)]
+    report = diagnose(body(run(data={"num_classes": 10, "num_examples": 300}),
+                           {"loss": loss, "val_loss": val}))
+    assert top(report) == "overfitting"
+    assert "augmentation" in report.causes[0].fix.patch["preprocessing"]
+
+
+def test_batch_of_one_with_batchnorm_is_batch_size_too_small() -> None:
+    model = cnn()
+    model["layers"].insert(1, {"type": "batch_normalization"})
+    history = {"loss": plateau(1.0, noise=0.15), "val_loss": plateau(1.1, noise=0.2)}
+    report = diagnose(body(run(model=model, batch_size=1), history))
+    assert top(report) == "batch_size_too_small"
+
+
+def test_full_batch_is_batch_size_too_large() -> None:
+    slow = {"loss": [LN10 - 0.02 * i for i in range(15)], "val_loss": [LN10 - 0.02 * i for i in range(15)]}
+    report = diagnose(body(run(batch_size=3000, epochs=15), slow))
+    assert top(report) == "batch_size_too_large"
+    assert report.causes[0].fix.patch == {"batch_size": 32}
+
+
+def test_21x21_first_kernel_on_28x28_is_kernel_size_mismatch() -> None:
+    history = {"loss": plateau(1.3), "val_loss": plateau(1.35)}
+    report = diagnose(body(run(model=cnn(first_kernel=21)), history))
+    assert top(report) == "kernel_size_mismatch"
+    assert report.causes[0].fix.patch["model"]["layers"][0]["kernel_size"] == 3
+
+
+def test_softmax_with_from_logits_is_output_loss_mismatch() -> None:
+    spec = run(loss={"name": "sparse_categorical_crossentropy", "from_logits": True})
+    report = diagnose(body(spec, {"loss": plateau(1.6), "val_loss": plateau(1.6)}))
+    assert top(report) == "output_loss_mismatch"
+    assert report.causes[0].fix.patch["loss"] == {"name": "sparse_categorical_crossentropy",
+                                                  "from_logits": False}
+
+
+def test_linear_output_without_logits_is_output_loss_mismatch() -> None:
+    spec = run(model=cnn(out_activation="linear"))
+    report = diagnose(body(spec, stuck_curve()))
+    assert top(report) == "output_loss_mismatch"
+
+
+def test_spec_fault_on_a_run_that_trains_well_is_not_credible() -> None:
+    report = diagnose(body(run(optimizer={"name": "adam", "learning_rate": 0.03}), healthy_curve()))
+    assert report.verdict == "healthy"
+
+
+def test_nan_history_alone_points_at_the_learning_rate() -> None:
+    report = diagnose({"history": {"loss": [2.3, 3.1, 9.7, None, None]}})
+    assert report.verdict == "problem"
+    assert top(report) == "learning_rate_too_high"
+
+
+def test_every_cause_has_evidence_and_a_fix_summary() -> None:
+    spec = run(model=cnn(init={"name": "random_normal", "stddev": 1.0}, l2=0.5, hidden=2),
+               batch_size=2, optimizer={"name": "adam", "learning_rate": 0.3})
+    report = diagnose(body(spec, stuck_curve(first=50.0)))
+    assert len(report.causes) >= 3
+    for cause in report.causes:
+        assert cause.evidence and cause.fix.summary
+    assert [c.confidence for c in report.causes] == sorted((c.confidence for c in report.causes),
+                                                           reverse=True)
