@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from service import errors
 from service.limits import BodySizeLimit
+from service.queue import ProbeQueue
 from service.routes import datasets, diagnoses, health
 from service.settings import Settings, get_settings
 from service.store import open_store
@@ -21,6 +22,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.store = open_store(settings)
+        app.state.queue = ProbeQueue(settings)
         yield
 
     app = FastAPI(

@@ -37,6 +37,16 @@ class Settings(BaseSettings):
     probe_seeds: int = Field(default=2, ge=1, le=10)
     probe_max_examples: int = Field(default=4096, ge=64)
     param_budget: int = Field(default=20_000_000, ge=1000)
+    probe_queue: str = Field(default="probes", description='"gpu" where GPU workers listen.')
+    task_time_limit: float = Field(
+        default=2400, gt=0, description="Hard limit for one diagnosis' probes (seconds)."
+    )
+    broker_visibility_timeout: float | None = Field(
+        default=None, description="Redis redelivery delay; default: task_time_limit + 600."
+    )
+    local_worker: bool = Field(
+        default=True, description="`lossdoctor serve` without a broker starts a local worker."
+    )
     page_size_max: int = Field(default=100, ge=1)
 
     @model_validator(mode="after")

@@ -11,11 +11,12 @@ from fastapi import APIRouter, Body, Query
 from fastapi.responses import Response
 
 from service.analysis.report import static_report
-from service.deps import SettingsDep, StoreDep
-from service.errors import InvalidRunSpec, NotFound, PayloadTooLarge
+from service.deps import QueueDep, SettingsDep, StoreDep
+from service.errors import InvalidRunSpec, NotFound, PayloadTooLarge, ServiceUnavailable
 from service.examples import DIAGNOSIS_EXAMPLES
 from service.schemas.diagnosis import Diagnosis, DiagnosisPage, DiagnosisRequest
 from service.schemas.report import Report
+from service.settings import Settings
 from service.store import Store
 
 router = APIRouter(prefix="/v1/diagnoses", tags=["diagnoses"])
@@ -48,8 +49,10 @@ def create_diagnosis(
     body: Annotated[DiagnosisRequest, Body(openapi_examples=DIAGNOSIS_EXAMPLES)],
     store: StoreDep,
     settings: SettingsDep,
+    queue: QueueDep,
 ) -> Response:
-    """Diagnose a run. Without probes the finished report comes back at once (201)."""
+    """Diagnose a run. Without probes the finished report comes back at once (201); with
+    probes the static report comes back at once (202) and the probes fill it in."""
     points = body.history.total_points()
     if points > settings.max_history_points:
         raise PayloadTooLarge(
@@ -59,8 +62,9 @@ def create_diagnosis(
     dataset = _referenced_dataset(body, store)
     report: Report = static_report(body, dataset)
     now = _now()
-    doc = {
-        "id": "dg_" + secrets.token_hex(10),
+    diagnosis_id = "dg_" + secrets.token_hex(10)
+    doc: dict[str, Any] = {
+        "id": diagnosis_id,
         "status": "succeeded",
         "created_at": now,
         "updated_at": now,
@@ -68,8 +72,39 @@ def create_diagnosis(
         "report": report.model_dump(mode="json"),
         "error": None,
     }
-    store.create_diagnosis(doc, body.model_dump(mode="json", exclude_none=True))
-    return _json(doc, 201, {"Location": f"/v1/diagnoses/{doc['id']}"})
+    headers = {"Location": f"/v1/diagnoses/{doc['id']}"}
+    if not body.probes.enabled:
+        store.create_diagnosis(doc, _stored_request(body))
+        return _json(doc, 201, headers)
+    _check_budget(body, settings)
+    doc["status"] = "queued"
+    store.create_diagnosis(doc, _stored_request(body))
+    try:
+        queue.enqueue(diagnosis_id)
+    except ServiceUnavailable:
+        store.delete_diagnosis(diagnosis_id)  # nothing half-accepted
+        raise
+    return _json(doc, 202, headers)
+
+
+def _stored_request(body: DiagnosisRequest) -> dict[str, Any]:
+    return body.model_dump(mode="json", exclude_none=True)
+
+
+def _check_budget(body: DiagnosisRequest, settings: Settings) -> None:
+    budget = body.probes.budget_seconds or settings.probe_budget_seconds_default
+    if budget > settings.probe_budget_seconds_max:
+        raise InvalidRunSpec(
+            f"probes.budget_seconds {budget:g} is above the ceiling "
+            f"{settings.probe_budget_seconds_max:g} (LOSSDOCTOR_PROBE_BUDGET_SECONDS_MAX)",
+            errors=[
+                {
+                    "field": "probes.budget_seconds",
+                    "message": "above the ceiling",
+                    "type": "less_than_equal",
+                }
+            ],
+        )
 
 
 def _referenced_dataset(body: DiagnosisRequest, store: Store) -> dict[str, Any] | None:
@@ -112,9 +147,19 @@ def list_diagnoses(
 @router.delete(
     "/{diagnosis_id}",
     status_code=204,
-    responses={404: {"description": "No such diagnosis.", **_PROBLEM}},
+    responses={
+        202: {"model": Diagnosis, "description": "Was queued or running: now canceled."},
+        404: {"description": "No such diagnosis.", **_PROBLEM},
+    },
 )
-def delete_diagnosis(diagnosis_id: str, store: StoreDep) -> Response:
-    if not store.delete_diagnosis(diagnosis_id):
+def delete_diagnosis(diagnosis_id: str, store: StoreDep, queue: QueueDep) -> Response:
+    """Cancel a queued or running diagnosis (202); delete a finished one (204)."""
+    doc = store.get_diagnosis(diagnosis_id)
+    if doc is None:
         raise NotFound(f"diagnosis {diagnosis_id!r} does not exist")
+    if doc["status"] in ("queued", "running"):
+        doc = store.update_diagnosis(diagnosis_id, {"status": "canceled", "updated_at": _now()})
+        queue.revoke(diagnosis_id)
+        return _json(doc, 202)
+    store.delete_diagnosis(diagnosis_id)
     return Response(status_code=204)

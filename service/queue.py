@@ -1,0 +1,50 @@
+"""Hand diagnoses to the probe workers (Celery), and take them back on cancel."""
+
+from __future__ import annotations
+
+import contextlib
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from service.errors import ServiceUnavailable
+from service.settings import Settings
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+RUN_PROBES = "lossdoctor.run_probes"
+
+
+class ProbeQueue:
+    """Producer side of the Celery app; the task id is derived from the diagnosis id."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def app(self) -> Celery:
+        from workers.celery_app import make_app  # Celery config lives in one place; no TF here
+
+        return make_app(self.settings)
+
+    def enqueue(self, diagnosis_id: str) -> None:
+        try:
+            self.app.send_task(
+                RUN_PROBES,
+                args=[diagnosis_id],
+                task_id=task_id(diagnosis_id),
+                queue=self.settings.probe_queue,
+                retry=True,
+                retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5},
+            )
+        except Exception as exc:  # kombu raises OperationalError and friends
+            raise ServiceUnavailable(f"the probe queue does not answer: {exc}") from exc
+
+    def revoke(self, diagnosis_id: str) -> None:
+        # Best effort: the task also checks the diagnosis' status before and during probes.
+        with contextlib.suppress(Exception):
+            self.app.control.revoke(task_id(diagnosis_id))
+
+
+def task_id(diagnosis_id: str) -> str:
+    return f"probes-{diagnosis_id}"
