@@ -57,7 +57,7 @@ def _dropout(cfg: RunConfig) -> list[layers.Layer]:
 
 def _pool_if_room(pool: Callable[[], layers.Layer]) -> Callable[[tuple[Any, ...]], list[Any]]:
     """A 2x2 pooling layer, skipped where the feature map is already smaller than 4x4."""
-    return lambda shape: [pool()] if min(shape[1], shape[2]) >= 4 else []
+    return lambda shape: [pool(pool_size=2)] if min(shape[1], shape[2]) >= 4 else []
 
 
 def _sequential(input_shape: tuple[int, int, int], parts: list[Any]) -> keras.Model:

@@ -20,6 +20,7 @@ import math
 import os
 import sys
 import time
+import traceback
 import zipfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -336,8 +337,14 @@ def run_all(recipes: list[Recipe], seed: int,
         numbers[recipe.cause] += 1
         case_id = f"{recipe.cause}-{numbers[recipe.cause]:02d}"
         print(f"[{i}/{len(recipes)}] {case_id}: {recipe.variant}", flush=True)
-        twin = trained(recipe.twin, "twin" if recipe.cause != HEALTHY else "run")
-        run = twin if recipe.cause == HEALTHY else trained(recipe.faulty, "faulty")
+        try:
+            twin = trained(recipe.twin, "twin" if recipe.cause != HEALTHY else "run")
+            run = twin if recipe.cause == HEALTHY else trained(recipe.faulty, "faulty")
+        except Exception as error:  # one broken recipe must not lose a 30-minute generation
+            traceback.print_exc()
+            print(f"    DROPPED: error {error!r}", flush=True)
+            dropped[recipe.cause].append(f"{case_id}: error {type(error).__name__}")
+            continue
         classes = run.request["run"]["data"]["num_classes"]
         why = (health_check(run, classes) if recipe.cause == HEALTHY
                else hurt_check(recipe.cause, run, twin, classes))

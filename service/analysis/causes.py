@@ -30,11 +30,15 @@ _TRAIN_LOSS_CAUSES = {
 _ADAPTIVE = {"adam", "adamw", "nadam", "adamax", "rmsprop", "lamb", "lion", "adafactor"}
 
 
+# Evidence, and the fix — built only for the causes that make it into the report.
+Found = tuple[list[Evidence], Callable[[], Fix]]
+
+
 def _decades(x: float) -> str:
     return f"{10**x:.0f}×" if x < 3 else f"10^{x:.1f}×"
 
 
-def learning_rate_too_high(ctx: Context) -> tuple[list[Evidence], Fix]:
+def learning_rate_too_high(ctx: Context) -> Found:
     ev: list[Evidence] = []
     r, c = ctx.lr, ctx.curve
     if r is not None:
@@ -70,15 +74,17 @@ def learning_rate_too_high(ctx: Context) -> tuple[list[Evidence], Fix]:
                 1.5 if r else 1.0, "the loss sits at chance, as when large steps kill the ReLUs"
             )
         )
-    fix = (
-        fixes.learning_rate(r.suggested(), f"{display(r.optimizer)}'s usual rate")
-        if r
-        else fixes.Fix(summary="Lower the learning rate 10×", patch={})
-    )
-    return ev, fix
+    return ev, lambda: _lr_fix(ctx, "Lower the learning rate 10×")
 
 
-def learning_rate_too_low(ctx: Context) -> tuple[list[Evidence], Fix]:
+def _lr_fix(ctx: Context, without_optimizer: str) -> Fix:
+    r = ctx.lr
+    if r is None:
+        return Fix(summary=without_optimizer, patch={})
+    return fixes.learning_rate(r.suggested(), f"{display(r.optimizer)}'s usual rate")
+
+
+def learning_rate_too_low(ctx: Context) -> Found:
     ev: list[Evidence] = []
     r, c = ctx.lr, ctx.curve
     if r is not None:
@@ -103,15 +109,10 @@ def learning_rate_too_low(ctx: Context) -> tuple[list[Evidence], Fix]:
         ev.append(Evidence(0.5, "the loss barely moved from where it started"))
     if any(c.has(s) for s in ("non_finite_loss", "explosion", "divergence")):
         ev.append(Evidence(-2.5, "the loss blew up, which a too-small step cannot do"))
-    fix = (
-        fixes.learning_rate(r.suggested(), f"{display(r.optimizer)}'s usual rate")
-        if r
-        else fixes.Fix(summary="Raise the learning rate 10×, or run an LR range test", patch={})
-    )
-    return ev, fix
+    return ev, lambda: _lr_fix(ctx, "Raise the learning rate 10×, or run an LR range test")
 
 
-def missing_lr_decay(ctx: Context) -> tuple[list[Evidence], Fix]:
+def missing_lr_decay(ctx: Context) -> Found:
     ev: list[Evidence] = []
     c, run = ctx.curve, ctx.run
     schedule = run.lr_schedule or (run.optimizer.schedule if run.optimizer else None)
@@ -145,10 +146,10 @@ def missing_lr_decay(ctx: Context) -> tuple[list[Evidence], Fix]:
     if r is not None and r.effective < r.band.typical / 3:
         ev.append(Evidence(-1, f"{r.describe()} is already small for {display(r.optimizer)}"))
     lr = r.learning_rate if r else 1e-3
-    return ev, fixes.step_decay(lr, run.epochs or ctx.curve.epochs)
+    return ev, lambda: fixes.step_decay(lr, run.epochs or ctx.curve.epochs)
 
 
-def poor_weight_initialization(ctx: Context) -> tuple[list[Evidence], Fix]:
+def poor_weight_initialization(ctx: Context) -> Found:
     ev: list[Evidence] = []
     c = ctx.curve
     worst, direction, culprits, texts = _init_gain(ctx)
@@ -188,7 +189,7 @@ def poor_weight_initialization(ctx: Context) -> tuple[list[Evidence], Fix]:
                 "for a high first loss",
             )
         )
-    return ev, _reinit_fix(ctx, culprits)
+    return ev, lambda: _reinit_fix(ctx, culprits)
 
 
 def _init_gain(ctx: Context) -> tuple[float, int, list[str], list[Evidence]]:
@@ -257,7 +258,7 @@ def _reinit_fix(ctx: Context, culprits: list[str]) -> Fix:
     )
 
 
-def unnormalized_inputs(ctx: Context) -> tuple[list[Evidence], Fix]:
+def unnormalized_inputs(ctx: Context) -> Found:
     ev: list[Evidence] = []
     rng = ctx.input_range
     if ctx.arch is not None and ctx.arch.has_normalization_layer:
@@ -299,7 +300,7 @@ def unnormalized_inputs(ctx: Context) -> tuple[list[Evidence], Fix]:
                 "explanations for a high first loss",
             )
         )
-    return ev, fixes.normalize_inputs(rng[0] if rng else None)
+    return ev, lambda: fixes.normalize_inputs(rng[0] if rng else None)
 
 
 def _mean_offset(ctx: Context) -> float | None:
@@ -315,7 +316,7 @@ def _mean_offset(ctx: Context) -> float | None:
     return None if ctx.arch and ctx.arch.rescaling_offset else max(offsets)
 
 
-def noisy_labels(ctx: Context) -> tuple[list[Evidence], Fix]:
+def noisy_labels(ctx: Context) -> Found:
     ev: list[Evidence] = []
     c = ctx.curve
     if ctx.stats and ctx.stats.get("conflicting_duplicates"):
@@ -353,7 +354,7 @@ def noisy_labels(ctx: Context) -> tuple[list[Evidence], Fix]:
         )
     if (c.has("plateau") or c.has("noisy_floor")) and not heavy_reg and ev:
         ev.append(Evidence(0.5, "training loss levels off at a high floor"))
-    return ev, fixes.label_cleanup(ctx.run)
+    return ev, lambda: fixes.label_cleanup(ctx.run)
 
 
 def _penalty(ctx: Context) -> float:
@@ -386,7 +387,7 @@ def _max_dropout(ctx: Context) -> float:
     )
 
 
-def excessive_regularization(ctx: Context) -> tuple[list[Evidence], Fix]:
+def excessive_regularization(ctx: Context) -> Found:
     ev: list[Evidence] = []
     c = ctx.curve
     penalty, ratio = _penalty(ctx), _penalty_ratio(ctx)
@@ -423,7 +424,7 @@ def excessive_regularization(ctx: Context) -> tuple[list[Evidence], Fix]:
             ev.append(Evidence(0.5, "the training loss levels off high"))
     if c.val_gap is not None and c.val_gap > 0.15 and c.val_rise and c.val_rise > 0.05:
         ev.append(Evidence(-2, "the model overfits, so it is not over-regularized"))
-    return ev, _relax_fix(ctx)
+    return ev, lambda: _relax_fix(ctx)
 
 
 def _relax_fix(ctx: Context) -> Fix:
@@ -453,7 +454,7 @@ def _relax_fix(ctx: Context) -> Fix:
     )
 
 
-def insufficient_capacity(ctx: Context) -> tuple[list[Evidence], Fix]:
+def insufficient_capacity(ctx: Context) -> Found:
     ev: list[Evidence] = []
     c, arch, C = ctx.curve, ctx.arch, ctx.num_classes
     if arch is not None:
@@ -487,7 +488,7 @@ def insufficient_capacity(ctx: Context) -> tuple[list[Evidence], Fix]:
             )
     if c.val_gap is not None and c.val_gap > 0.15 and c.val_rise and c.val_rise > 0.05:
         ev.append(Evidence(-2, "the model overfits, so it has capacity to spare"))
-    return ev, _widen_fix(ctx)
+    return ev, lambda: _widen_fix(ctx)
 
 
 def _widen_fix(ctx: Context) -> Fix:
@@ -512,7 +513,7 @@ def _widen_fix(ctx: Context) -> Fix:
     )
 
 
-def overfitting(ctx: Context) -> tuple[list[Evidence], Fix]:
+def overfitting(ctx: Context) -> Found:
     ev: list[Evidence] = []
     c = ctx.curve
     if c.val_rise is not None and c.val_gap is not None:
@@ -540,14 +541,14 @@ def overfitting(ctx: Context) -> tuple[list[Evidence], Fix]:
                     f"{ctx.arch.total_params} parameters for {ctx.num_examples} training examples",
                 )
             )
-    return ev, fixes.augmentation()
+    return ev, lambda: fixes.augmentation()
 
 
-def batch_size_too_small(ctx: Context) -> tuple[list[Evidence], Fix]:
+def batch_size_too_small(ctx: Context) -> Found:
     ev: list[Evidence] = []
     b = ctx.run.batch_size
     if b is None:
-        return ev, fixes.batch_size(32, "less gradient noise")
+        return ev, lambda: fixes.batch_size(32, "less gradient noise")
     has_bn = bool(
         ctx.arch and any(layer.type == "batch_normalization" for layer in ctx.arch.layers)
     )
@@ -563,14 +564,14 @@ def batch_size_too_small(ctx: Context) -> tuple[list[Evidence], Fix]:
         ev.append(Evidence(1, "the loss is noisy from epoch to epoch"))
     if b >= 16:
         ev.append(Evidence(-2, f"batch size {b} is not small"))
-    return ev, fixes.batch_size(32, "averages out gradient noise")
+    return ev, lambda: fixes.batch_size(32, "averages out gradient noise")
 
 
-def batch_size_too_large(ctx: Context) -> tuple[list[Evidence], Fix]:
+def batch_size_too_large(ctx: Context) -> Found:
     ev: list[Evidence] = []
     b, n = ctx.run.batch_size, ctx.num_examples
     if b is None or n is None:
-        return ev, fixes.batch_size(32, "more updates per epoch")
+        return ev, lambda: fixes.batch_size(32, "more updates per epoch")
     steps = math.ceil(n / b)
     updates = steps * ctx.curve.epochs
     if b >= n:
@@ -588,13 +589,15 @@ def batch_size_too_large(ctx: Context) -> tuple[list[Evidence], Fix]:
     ):
         ev.append(Evidence(1, "the loss falls slowly per epoch"))
     new = 32 if n >= 320 else max(1, n // 10)
-    return ev, fixes.batch_size(new, f"{math.ceil(n / new)} updates per epoch")
+    return ev, lambda: fixes.batch_size(new, f"{math.ceil(n / new)} updates per epoch")
 
 
-def kernel_size_mismatch(ctx: Context) -> tuple[list[Evidence], Fix]:
+def kernel_size_mismatch(ctx: Context) -> Found:
     ev: list[Evidence] = []
     if ctx.arch is None:
-        return ev, Fix(summary="Use 3×3 kernels with stride 1 in the first layers", patch={})
+        return ev, lambda: Fix(
+            summary="Use 3×3 kernels with stride 1 in the first layers", patch={}
+        )
     convs = [layer for layer in ctx.arch.layers if layer.spatial_in and layer.kernels]
     for i, layer in enumerate(convs):
         k = layer.kernels[0].shape[:2]
@@ -632,7 +635,7 @@ def kernel_size_mismatch(ctx: Context) -> tuple[list[Evidence], Fix]:
             )
         if len(ev) >= 3:
             break
-    return ev, _kernel_fix(ctx)
+    return ev, lambda: _kernel_fix(ctx)
 
 
 def _stride(ctx: Context, name: str) -> int:
@@ -674,12 +677,12 @@ def _kernel_fix(ctx: Context) -> Fix:
     )
 
 
-def output_loss_mismatch(ctx: Context) -> tuple[list[Evidence], Fix]:
+def output_loss_mismatch(ctx: Context) -> Found:
     ev: list[Evidence] = []
     loss = ctx.run.loss
     arch, C = ctx.arch, ctx.num_classes
     if loss is None or arch is None:
-        return ev, Fix(summary="Use a softmax output with from_logits=False", patch={})
+        return ev, lambda: Fix(summary="Use a softmax output with from_logits=False", patch={})
     act, units, name = arch.output_activation, arch.output_units, loss.name
     categorical = "categorical_crossentropy" in name
     if categorical and loss.from_logits and act == "softmax":
@@ -713,8 +716,8 @@ def output_loss_mismatch(ctx: Context) -> tuple[list[Evidence], Fix]:
             Evidence(4 if units < C else 1.5, f"the output has {units} units for {C} classes")
         )
     if not ev:
-        return ev, Fix(summary="Output and loss match", patch={})
-    return ev, _output_fix(ctx)
+        return ev, lambda: Fix(summary="Output and loss match", patch={})
+    return ev, lambda: _output_fix(ctx)
 
 
 def _output_fix(ctx: Context) -> Fix:
@@ -750,7 +753,7 @@ def _output_fix(ctx: Context) -> Fix:
     return fix
 
 
-Detector = Callable[[Context], tuple[list[Evidence], Fix]]
+Detector = Callable[[Context], "Found"]
 DETECTORS: dict[CauseId, Detector] = {
     "learning_rate_too_high": learning_rate_too_high,
     "learning_rate_too_low": learning_rate_too_low,
@@ -772,7 +775,7 @@ def rank(ctx: Context, floor: float = 0.15) -> list[Cause]:
     """Every cause with confidence ≥ floor, most likely first."""
     causes = []
     for cause_id, detect in DETECTORS.items():
-        ev, fix = detect(ctx)
+        ev, make_fix = detect(ctx)
         if cause_id in _TRAIN_LOSS_CAUSES and ctx.trains_well and any(e.weight > 0 for e in ev):
             ev.append(
                 Evidence(
@@ -787,6 +790,6 @@ def rank(ctx: Context, floor: float = 0.15) -> list[Cause]:
             shown = [e.text for e in sorted(ev, key=lambda e: -e.weight) if e.weight >= 0][:5]
             against = [f"against: {e.text}" for e in ev if e.weight < 0][:2]
             causes.append(
-                Cause(id=cause_id, confidence=confidence, evidence=shown + against, fix=fix)
+                Cause(id=cause_id, confidence=confidence, evidence=shown + against, fix=make_fix())
             )
     return sorted(causes, key=lambda c: -c.confidence)

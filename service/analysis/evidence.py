@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import cached_property
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +48,7 @@ class Context:
     def layer_names(self) -> list[str]:
         return [layer.name for layer in self.arch.layers] if self.arch else []
 
-    @property
+    @cached_property
     def severe(self) -> list[str]:
         return [s for s in SEVERE if self.curve.has(s)]
 

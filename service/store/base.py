@@ -12,7 +12,8 @@ class Store(Protocol):
     def ping(self) -> None:
         """Raise `ServiceUnavailable` when the backing service does not answer."""
 
-    def create_diagnosis(self, doc: Doc, request: Doc) -> None: ...
+    def create_diagnosis(self, doc: Doc, request_json: str) -> None:
+        """Store a new diagnosis and its request (as the JSON the worker will read back)."""
 
     def get_diagnosis(self, diagnosis_id: str) -> Doc | None: ...
 

@@ -40,10 +40,10 @@ class RedisStore:
         self.r.ping()
 
     @_available
-    def create_diagnosis(self, doc: Doc, request: Doc) -> None:
+    def create_diagnosis(self, doc: Doc, request_json: str) -> None:
         pipe = self.r.pipeline(transaction=True)
         pipe.set(f"ld:diag:{doc['id']}", json.dumps(doc))
-        pipe.set(f"ld:req:{doc['id']}", json.dumps(request))
+        pipe.set(f"ld:req:{doc['id']}", request_json)
         # A sequence number, not a clock: page boundaries need unique, ordered scores.
         pipe.zadd(_INDEX, {doc["id"]: self.r.incr("ld:seq")})
         pipe.execute()

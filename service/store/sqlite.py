@@ -45,10 +45,10 @@ class SQLiteStore:
     def ping(self) -> None:
         self._db().execute("SELECT 1")
 
-    def create_diagnosis(self, doc: Doc, request: Doc) -> None:
+    def create_diagnosis(self, doc: Doc, request_json: str) -> None:
         self._db().execute(
             "INSERT INTO diagnoses (id, seq, doc, request) VALUES (?, ?, ?, ?)",
-            (doc["id"], time.time(), json.dumps(doc), json.dumps(request)),
+            (doc["id"], time.time(), json.dumps(doc), request_json),
         )
 
     def get_diagnosis(self, diagnosis_id: str) -> Doc | None:

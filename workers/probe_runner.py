@@ -1,0 +1,299 @@
+"""Run a diagnosis' probe plan with successive halving, and write the verdict back.
+
+Plain Python over the job store; the Celery task only calls `run_diagnosis`. Every finished
+training is stored under a key (probe|seed|rung) first, so a redelivered task reuses it
+instead of training (and reporting) it twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from service.analysis.patch import apply
+from service.analysis.probes import Outcome, Probe, combined_patch, judge, plan, reproduced, revise
+from service.analysis.report import build_context
+from service.schemas.diagnosis import DiagnosisRequest
+from service.schemas.report import ProbeRun, Report
+from service.schemas.run import RunSpec
+from service.settings import Settings
+from service.store import Store
+from workers.data import ProbeData, from_sample, stand_in
+from workers.train import TrainResult, lr_range_test, train
+
+log = logging.getLogger(__name__)
+RUNGS = 3  # rung r trains 2^max(0, r-1) × S0 more steps for the best 1/2^r of the probes
+
+
+class Canceled(Exception):
+    pass
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def fail(store: Store, diagnosis_id: str, reason: str) -> None:
+    store.update_diagnosis(diagnosis_id, {"status": "failed", "error": reason, "updated_at": _now()})
+
+
+@dataclass
+class Session:
+    """One diagnosis' probing: its store, plan, data and what has been measured so far."""
+
+    store: Store
+    diagnosis_id: str
+    settings: Settings
+    request: DiagnosisRequest
+    data: ProbeData
+    seeds: int
+    budget: float
+    done: int = 0
+    total: int = 0
+    weights: dict[tuple[str, int], Any] = field(default_factory=dict)
+    last_check: float = 0.0
+    canceled: bool = False
+
+    def should_stop(self) -> bool:
+        # Throttled: one store read per half second is enough to stop within one window.
+        now = time.monotonic()
+        if now - self.last_check > 0.5:
+            self.last_check = now
+            doc = self.store.get_diagnosis(self.diagnosis_id)
+            self.canceled = doc is None or doc["status"] == "canceled"
+        return self.canceled
+
+    def progress(self, current: str | None) -> None:
+        self.store.update_diagnosis(self.diagnosis_id, {
+            "progress": {"probes_done": self.done, "probes_total": self.total,
+                         "current_probe": current},
+            "updated_at": _now()})
+
+    def run_of(self, probe: Probe) -> RunSpec:
+        base = self.request.run.model_dump(mode="json", exclude_none=True)
+        return RunSpec.model_validate(apply(base, probe.change))
+
+    def measure(self, probe: Probe, seed: int, rung: int, steps: int, start: int) -> dict[str, Any]:
+        """Train (or recall) one probe for one seed up to `start + steps` steps."""
+        key = f"{probe.name}|{seed}|{rung}"
+        stored = self.store.probe_results(self.diagnosis_id).get(key)
+        if stored is not None:
+            return stored
+        if self.should_stop():
+            raise Canceled
+        self.progress(probe.name)
+        weights = self.weights.get((probe.name, seed)) if start else None
+        result: TrainResult = train(
+            self.run_of(probe), self.data, steps if weights is not None else start + steps, seed,
+            eval_every=max(1, (start + steps) // 20), should_stop=self.should_stop,
+            param_budget=self.settings.param_budget, initial_weights=weights,
+            start_step=start if weights is not None else 0, keep_weights=True)
+        if result.stopped:
+            raise Canceled
+        self.weights[(probe.name, seed)] = result.weights
+        doc = {"metric": result.val_loss if probe.metric == "val" else result.final_loss,
+               "curve": result.curve, "device": result.device, "steps": start + steps,
+               "seconds": result.seconds, "non_finite": result.non_finite}
+        self.store.add_probe_result(self.diagnosis_id, key, doc)
+        self.done += 1
+        return doc
+
+
+def run_diagnosis(store: Store, diagnosis_id: str, settings: Settings) -> None:
+    doc = store.get_diagnosis(diagnosis_id)
+    if doc is None or doc["status"] not in ("queued", "running"):
+        return  # deleted, canceled, or a redelivery of a finished task
+    raw = store.get_request(diagnosis_id)
+    assert raw is not None
+    request = DiagnosisRequest.model_validate(raw)
+    try:
+        session = _session(store, diagnosis_id, settings, request)
+    except (ValueError, OSError) as exc:
+        fail(store, diagnosis_id, f"probes cannot start: {exc}")
+        return
+    store.update_diagnosis(diagnosis_id, {"status": "running", "updated_at": _now()})
+    try:
+        report = _probe(session, Report.model_validate(doc["report"]))
+    except Canceled:
+        return
+    except (ValueError, ArithmeticError, MemoryError) as exc:  # poison input, not a worker bug
+        log.warning("diagnosis %s failed: %s", diagnosis_id, exc)
+        fail(store, diagnosis_id, f"a probe failed: {exc}")
+        return
+    store.update_diagnosis(diagnosis_id, {
+        "status": "succeeded", "report": report.model_dump(mode="json"), "updated_at": _now(),
+        "progress": {"probes_done": session.done, "probes_total": session.total,
+                     "current_probe": None}})
+
+
+def _session(store: Store, diagnosis_id: str, settings: Settings,
+             request: DiagnosisRequest) -> Session:
+    run = request.run
+    if run.model is None or run.model.layers is None or run.model.input_shape is None:
+        raise ValueError("probes need run.model (Keras JSON or a layer list)")
+    dataset_id = run.data.dataset_id if run.data else None
+    classes = (run.data.num_classes if run.data else None) or _output_units(run)
+    if dataset_id:
+        from service.analysis.data import load_sample
+
+        blob = store.get_dataset_blob(dataset_id)
+        if blob is None:
+            raise ValueError(f"dataset {dataset_id!r} is gone")
+        x, y = load_sample(blob, settings.max_dataset_examples, settings.max_dataset_unpacked_bytes)
+        data = from_sample(x, y, cap=settings.probe_max_examples)
+    else:
+        lo = run.data.input_min if run.data and run.data.input_min is not None else 0.0
+        hi = run.data.input_max if run.data and run.data.input_max is not None else 1.0
+        data = stand_in(run.model.input_shape, classes or 10, value_range=(lo, hi))
+    return Session(store, diagnosis_id, settings, request, data,
+                   seeds=request.probes.seeds or settings.probe_seeds,
+                   budget=request.probes.budget_seconds or settings.probe_budget_seconds_default)
+
+
+def _output_units(run: RunSpec) -> int | None:
+    from service.analysis.report import architecture
+
+    arch = architecture(run)
+    return arch.output_units if arch and arch.output_units > 1 else None
+
+
+def _probe(s: Session, static: Report) -> Report:
+    started = time.monotonic()
+    ctx = build_context(s.request, s.store.get_dataset(s.request.run.data.dataset_id)
+                        if s.request.run.data and s.request.run.data.dataset_id else None)
+    has_sample = s.data.source == "sample"
+    planned = plan(ctx, static)
+    skipped = [p for p in planned if p.needs_sample and not has_sample]
+    probes = [p for p in planned if p not in skipped and p.name != "lr_range_test"]
+    lr_test = _lr_probe(s, ctx.lr.learning_rate if ctx.lr else None) \
+        if any(p.name == "lr_range_test" for p in planned) else None
+    if lr_test is not None:
+        probes.append(lr_test)
+    s0 = _first_rung_steps(s, len(probes), time.monotonic() - started)
+    s.total = s.seeds * (len(probes) + math.ceil(len(probes) / 2) + math.ceil(len(probes) / 4) + 1)
+    outcomes = _successive_halving(s, probes, s0, ctx.chance)
+    return _verdict(s, static, ctx.chance, outcomes, skipped, s0)
+
+
+def _lr_probe(s: Session, lr: float | None) -> Probe | None:
+    """The LR range test's suggestion, as a probe of whichever LR cause it points to."""
+    if lr is None:
+        return None
+    sweep = lr_range_test(s.run_of(Probe("baseline", "", {})), s.data, seed=0)
+    suggested = float(sweep["suggested_lr"])
+    if not math.isfinite(suggested) or suggested <= 0 or 1 / 3 < suggested / lr < 3:
+        return None
+    cause = "learning_rate_too_high" if suggested < lr else "learning_rate_too_low"
+    return Probe("lr_range_suggested", cause, {"optimizer": {"learning_rate": float(f"{suggested:.2g}")}})
+
+
+def _first_rung_steps(s: Session, n: int, spent: float) -> int:
+    """Steps per probe in rung 0, sized so the whole plan fits the budget."""
+    t0 = time.monotonic()
+    timing = train(s.run_of(Probe("baseline", "", {})), s.data, 20, 0, eval_every=10,
+                   param_budget=s.settings.param_budget)
+    per_step = max(timing.seconds / 20, 1e-4)
+    overhead = max(0.0, (time.monotonic() - t0) - timing.seconds) + 0.3
+    # Rung costs in S0 units: n + n/2 + 2·n/4 + combined 4 = 2n + 4 trainings' worth of S0.
+    trainings = s.seeds * (n + math.ceil(n / 2) + math.ceil(n / 4) + 1)
+    left = 0.85 * s.budget - spent - (time.monotonic() - t0) - overhead * trainings
+    s0 = int(left / (per_step * s.seeds * (2 * n + 4)))
+    return max(20, min(s0, 2000))
+
+
+def _successive_halving(s: Session, probes: list[Probe], s0: int,
+                        chance: float | None) -> dict[str, list[Outcome]]:
+    """Outcomes per rung: every probe at rung 0, the better half at rung 1, a quarter at 2."""
+    rungs: dict[str, list[Outcome]] = {}
+    alive = list(probes)
+    baseline = probes[0]
+    start = 0
+    for rung in range(RUNGS):
+        steps = s0 * (2 ** max(0, rung - 1))
+        results = {p.name: _outcome(s, p, rung, steps, start) for p in alive}
+        for name, out in results.items():
+            rungs.setdefault(name, []).append(out)
+        start += steps
+        others = sorted((p for p in alive if p is not baseline),
+                        key=lambda p: -(judge(results[baseline.name], results[p.name], chance)
+                                        .improvement or -math.inf))
+        alive = [baseline, *others[: max(1, math.ceil(len(others) / 2))]]
+    return rungs
+
+
+def _outcome(s: Session, probe: Probe, rung: int, steps: int, start: int) -> Outcome:
+    docs = [s.measure(probe, seed, rung, steps, start) for seed in range(s.seeds)]
+    losses = [None if d["metric"] is None or not math.isfinite(d["metric"]) else d["metric"]
+              for d in docs]
+    curve = _mean_curve([d["curve"] for d in docs])
+    return Outcome(probe, losses, curve, docs[0]["device"], docs[0]["steps"])
+
+
+def _mean_curve(curves: list[list[float | None]]) -> list[float | None]:
+    out: list[float | None] = []
+    for points in zip(*curves, strict=False):
+        finite = [p for p in points if p is not None and math.isfinite(p)]
+        out.append(round(sum(finite) / len(finite), 5) if len(finite) == len(points) else None)
+    return out
+
+
+def _verdict(s: Session, static: Report, chance: float | None,
+             rungs: dict[str, list[Outcome]], skipped: list[Probe], s0: int) -> Report:
+    baseline_rungs = rungs["baseline"]
+    judgements, finals = [], {}
+    for name, outs in rungs.items():
+        last = outs[-1]
+        finals[name] = last
+        if name != "baseline":
+            judgements.append(judge(baseline_rungs[len(outs) - 1], last, chance))
+    bad = reproduced(baseline_rungs[-1], chance)
+    combined = combined_patch(judgements, finals)
+    runs = [_probe_run(o, s.seeds) for o in finals.values()]
+    if combined and bad:
+        probe = Probe("combined", "", combined)
+        total_steps = baseline_rungs[-1].steps
+        out = _outcome(s, probe, RUNGS, total_steps, 0)
+        runs.append(_probe_run(out, s.seeds))
+        j = judge(baseline_rungs[-1], out, chance)
+    else:
+        j = None
+    runs += [ProbeRun(name=p.name, change=p.change, status="not_applicable",
+                      detail="needs your data sample: probes ran on stand-in data") for p in skipped]
+    causes = revise(static, judgements, bad, baseline_rungs[-1], finals, s.seeds)
+    if causes and j is not None and j.confirmed:
+        top = causes[0]
+        fix = top.fix.model_copy(update={
+            "patch": combined, "summary": top.fix.summary + " (verified with the other "
+                                          "confirmed changes as one patch)"})
+        causes[0] = top.model_copy(update={"fix": fix})
+    notes = list(static.notes)
+    notes.append(f"Probes: {len(runs)} configurations × {s.seeds} seeds on {s.data.source} "
+                 f"({len(s.data.y_train)} training examples), {s0}–{4 * s0} steps each.")
+    if s.data.note:
+        notes.append(s.data.note)
+    if not bad:
+        notes.append("The replayed baseline trains well, so probe improvements were not taken "
+                     "as evidence of a fault.")
+    credible = [c for c in causes if c.confidence >= 0.5]
+    summary = static.summary
+    confirmed = [c for c in causes if c.probe and c.probe.confirmed]
+    if confirmed:
+        c = confirmed[0]
+        assert c.probe is not None
+        summary += (f" Probe {c.probe.name} confirmed {c.id.replace('_', ' ')}: loss "
+                    f"{c.probe.baseline_loss} → {c.probe.probe_loss} ({s.seeds} seeds, spread "
+                    f"{c.probe.spread}).")
+    return static.model_copy(update={
+        "causes": causes, "probes": runs, "notes": notes, "summary": summary,
+        "verdict": "problem" if credible or static.verdict == "problem" else "healthy"})
+
+
+def _probe_run(out: Outcome, seeds: int) -> ProbeRun:
+    return ProbeRun(name=out.probe.name, change=out.probe.change,
+                    status="succeeded" if out.finite else "failed", device=out.device,
+                    seeds=seeds, steps=out.steps, final_loss=out.mean, spread=out.spread,
+                    curve=out.curve, detail=None if out.finite else "loss became non-finite")
