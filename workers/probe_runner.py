@@ -38,7 +38,9 @@ def _now() -> str:
 
 
 def fail(store: Store, diagnosis_id: str, reason: str) -> None:
-    store.update_diagnosis(diagnosis_id, {"status": "failed", "error": reason, "updated_at": _now()})
+    store.update_diagnosis(
+        diagnosis_id, {"status": "failed", "error": reason, "updated_at": _now()}
+    )
 
 
 @dataclass
@@ -57,6 +59,7 @@ class Session:
     weights: dict[tuple[str, int], Any] = field(default_factory=dict)
     last_check: float = 0.0
     canceled: bool = False
+    epoch_steps: int | None = None  # steps standing for one of the run's epochs in a probe
 
     def should_stop(self) -> bool:
         # Throttled: one store read per half second is enough to stop within one window.
@@ -68,10 +71,17 @@ class Session:
         return self.canceled
 
     def progress(self, current: str | None) -> None:
-        self.store.update_diagnosis(self.diagnosis_id, {
-            "progress": {"probes_done": self.done, "probes_total": self.total,
-                         "current_probe": current},
-            "updated_at": _now()})
+        self.store.update_diagnosis(
+            self.diagnosis_id,
+            {
+                "progress": {
+                    "probes_done": self.done,
+                    "probes_total": self.total,
+                    "current_probe": current,
+                },
+                "updated_at": _now(),
+            },
+        )
 
     def run_of(self, probe: Probe) -> RunSpec:
         base = self.request.run.model_dump(mode="json", exclude_none=True)
@@ -88,16 +98,29 @@ class Session:
         self.progress(probe.name)
         weights = self.weights.get((probe.name, seed)) if start else None
         result: TrainResult = train(
-            self.run_of(probe), self.data, steps if weights is not None else start + steps, seed,
-            eval_every=max(1, (start + steps) // 20), should_stop=self.should_stop,
-            param_budget=self.settings.param_budget, initial_weights=weights,
-            start_step=start if weights is not None else 0, keep_weights=True)
+            self.run_of(probe),
+            self.data,
+            steps if weights is not None else start + steps,
+            seed,
+            eval_every=max(1, (start + steps) // 20),
+            should_stop=self.should_stop,
+            param_budget=self.settings.param_budget,
+            initial_weights=weights,
+            start_step=start if weights is not None else 0,
+            keep_weights=True,
+            schedule_epoch_steps=self.epoch_steps,
+        )
         if result.stopped:
             raise Canceled
         self.weights[(probe.name, seed)] = result.weights
-        doc = {"metric": result.val_loss if probe.metric == "val" else result.final_loss,
-               "curve": result.curve, "device": result.device, "steps": start + steps,
-               "seconds": result.seconds, "non_finite": result.non_finite}
+        doc = {
+            "metric": result.val_loss if probe.metric == "val" else result.final_loss,
+            "curve": result.curve,
+            "device": result.device,
+            "steps": start + steps,
+            "seconds": result.seconds,
+            "non_finite": result.non_finite,
+        }
         self.store.add_probe_result(self.diagnosis_id, key, doc)
         self.done += 1
         return doc
@@ -124,14 +147,24 @@ def run_diagnosis(store: Store, diagnosis_id: str, settings: Settings) -> None:
         log.warning("diagnosis %s failed: %s", diagnosis_id, exc)
         fail(store, diagnosis_id, f"a probe failed: {exc}")
         return
-    store.update_diagnosis(diagnosis_id, {
-        "status": "succeeded", "report": report.model_dump(mode="json"), "updated_at": _now(),
-        "progress": {"probes_done": session.done, "probes_total": session.total,
-                     "current_probe": None}})
+    store.update_diagnosis(
+        diagnosis_id,
+        {
+            "status": "succeeded",
+            "report": report.model_dump(mode="json"),
+            "updated_at": _now(),
+            "progress": {
+                "probes_done": session.done,
+                "probes_total": session.total,
+                "current_probe": None,
+            },
+        },
+    )
 
 
-def _session(store: Store, diagnosis_id: str, settings: Settings,
-             request: DiagnosisRequest) -> Session:
+def _session(
+    store: Store, diagnosis_id: str, settings: Settings, request: DiagnosisRequest
+) -> Session:
     run = request.run
     if run.model is None or run.model.layers is None or run.model.input_shape is None:
         raise ValueError("probes need run.model (Keras JSON or a layer list)")
@@ -149,9 +182,15 @@ def _session(store: Store, diagnosis_id: str, settings: Settings,
         lo = run.data.input_min if run.data and run.data.input_min is not None else 0.0
         hi = run.data.input_max if run.data and run.data.input_max is not None else 1.0
         data = stand_in(run.model.input_shape, classes or 10, value_range=(lo, hi))
-    return Session(store, diagnosis_id, settings, request, data,
-                   seeds=request.probes.seeds or settings.probe_seeds,
-                   budget=request.probes.budget_seconds or settings.probe_budget_seconds_default)
+    return Session(
+        store,
+        diagnosis_id,
+        settings,
+        request,
+        data,
+        seeds=request.probes.seeds or settings.probe_seeds,
+        budget=request.probes.budget_seconds or settings.probe_budget_seconds_default,
+    )
 
 
 def _output_units(run: RunSpec) -> int | None:
@@ -163,17 +202,27 @@ def _output_units(run: RunSpec) -> int | None:
 
 def _probe(s: Session, static: Report) -> Report:
     started = time.monotonic()
-    ctx = build_context(s.request, s.store.get_dataset(s.request.run.data.dataset_id)
-                        if s.request.run.data and s.request.run.data.dataset_id else None)
+    ctx = build_context(
+        s.request,
+        s.store.get_dataset(s.request.run.data.dataset_id)
+        if s.request.run.data and s.request.run.data.dataset_id
+        else None,
+    )
     has_sample = s.data.source == "sample"
     planned = plan(ctx, static)
     skipped = [p for p in planned if p.needs_sample and not has_sample]
     probes = [p for p in planned if p not in skipped and p.name != "lr_range_test"]
-    lr_test = _lr_probe(s, ctx.lr.learning_rate if ctx.lr else None) \
-        if any(p.name == "lr_range_test" for p in planned) else None
+    lr_test = (
+        _lr_probe(s, ctx.lr.learning_rate if ctx.lr else None)
+        if any(p.name == "lr_range_test" for p in planned)
+        else None
+    )
     if lr_test is not None:
         probes.append(lr_test)
     s0 = _first_rung_steps(s, len(probes), time.monotonic() - started)
+    # The longest probes (4·S0 steps) stand for the run's whole length: schedules in epochs
+    # are scaled onto them ("halve every 10 epochs" of a 40-epoch run: every 1/4 of a probe).
+    s.epoch_steps = max(1, 4 * s0 // (s.request.run.epochs or 20))
     s.total = s.seeds * (len(probes) + math.ceil(len(probes) / 2) + math.ceil(len(probes) / 4) + 1)
     outcomes = _successive_halving(s, probes, s0, ctx.chance)
     return _verdict(s, static, ctx.chance, outcomes, skipped, s0)
@@ -188,14 +237,22 @@ def _lr_probe(s: Session, lr: float | None) -> Probe | None:
     if not math.isfinite(suggested) or suggested <= 0 or 1 / 3 < suggested / lr < 3:
         return None
     cause = "learning_rate_too_high" if suggested < lr else "learning_rate_too_low"
-    return Probe("lr_range_suggested", cause, {"optimizer": {"learning_rate": float(f"{suggested:.2g}")}})
+    return Probe(
+        "lr_range_suggested", cause, {"optimizer": {"learning_rate": float(f"{suggested:.2g}")}}
+    )
 
 
 def _first_rung_steps(s: Session, n: int, spent: float) -> int:
     """Steps per probe in rung 0, sized so the whole plan fits the budget."""
     t0 = time.monotonic()
-    timing = train(s.run_of(Probe("baseline", "", {})), s.data, 20, 0, eval_every=10,
-                   param_budget=s.settings.param_budget)
+    timing = train(
+        s.run_of(Probe("baseline", "", {})),
+        s.data,
+        20,
+        0,
+        eval_every=10,
+        param_budget=s.settings.param_budget,
+    )
     per_step = max(timing.seconds / 20, 1e-4)
     overhead = max(0.0, (time.monotonic() - t0) - timing.seconds) + 0.3
     # Rung costs in S0 units: n + n/2 + 2·n/4 + combined 4 = 2n + 4 trainings' worth of S0.
@@ -205,8 +262,9 @@ def _first_rung_steps(s: Session, n: int, spent: float) -> int:
     return max(20, min(s0, 2000))
 
 
-def _successive_halving(s: Session, probes: list[Probe], s0: int,
-                        chance: float | None) -> dict[str, list[Outcome]]:
+def _successive_halving(
+    s: Session, probes: list[Probe], s0: int, chance: float | None
+) -> dict[str, list[Outcome]]:
     """Outcomes per rung: every probe at rung 0, the better half at rung 1, a quarter at 2."""
     rungs: dict[str, list[Outcome]] = {}
     alive = list(probes)
@@ -218,17 +276,21 @@ def _successive_halving(s: Session, probes: list[Probe], s0: int,
         for name, out in results.items():
             rungs.setdefault(name, []).append(out)
         start += steps
-        others = sorted((p for p in alive if p is not baseline),
-                        key=lambda p: -(judge(results[baseline.name], results[p.name], chance)
-                                        .improvement or -math.inf))
+        others = sorted(
+            (p for p in alive if p is not baseline),
+            key=lambda p: (
+                -(judge(results[baseline.name], results[p.name], chance).improvement or -math.inf)
+            ),
+        )
         alive = [baseline, *others[: max(1, math.ceil(len(others) / 2))]]
     return rungs
 
 
 def _outcome(s: Session, probe: Probe, rung: int, steps: int, start: int) -> Outcome:
     docs = [s.measure(probe, seed, rung, steps, start) for seed in range(s.seeds)]
-    losses = [None if d["metric"] is None or not math.isfinite(d["metric"]) else d["metric"]
-              for d in docs]
+    losses = [
+        None if d["metric"] is None or not math.isfinite(d["metric"]) else d["metric"] for d in docs
+    ]
     curve = _mean_curve([d["curve"] for d in docs])
     return Outcome(probe, losses, curve, docs[0]["device"], docs[0]["steps"])
 
@@ -241,8 +303,14 @@ def _mean_curve(curves: list[list[float | None]]) -> list[float | None]:
     return out
 
 
-def _verdict(s: Session, static: Report, chance: float | None,
-             rungs: dict[str, list[Outcome]], skipped: list[Probe], s0: int) -> Report:
+def _verdict(
+    s: Session,
+    static: Report,
+    chance: float | None,
+    rungs: dict[str, list[Outcome]],
+    skipped: list[Probe],
+    s0: int,
+) -> Report:
     baseline_rungs = rungs["baseline"]
     judgements, finals = [], {}
     for name, outs in rungs.items():
@@ -261,39 +329,70 @@ def _verdict(s: Session, static: Report, chance: float | None,
         j = judge(baseline_rungs[-1], out, chance)
     else:
         j = None
-    runs += [ProbeRun(name=p.name, change=p.change, status="not_applicable",
-                      detail="needs your data sample: probes ran on stand-in data") for p in skipped]
+    runs += [
+        ProbeRun(
+            name=p.name,
+            change=p.change,
+            status="not_applicable",
+            detail="needs your data sample: probes ran on stand-in data",
+        )
+        for p in skipped
+    ]
     causes = revise(static, judgements, bad, baseline_rungs[-1], finals, s.seeds)
     if causes and j is not None and j.confirmed:
         top = causes[0]
-        fix = top.fix.model_copy(update={
-            "patch": combined, "summary": top.fix.summary + " (verified with the other "
-                                          "confirmed changes as one patch)"})
+        fix = top.fix.model_copy(
+            update={
+                "patch": combined,
+                "summary": top.fix.summary + " (verified with the other "
+                "confirmed changes as one patch)",
+            }
+        )
         causes[0] = top.model_copy(update={"fix": fix})
     notes = list(static.notes)
-    notes.append(f"Probes: {len(runs)} configurations × {s.seeds} seeds on {s.data.source} "
-                 f"({len(s.data.y_train)} training examples), {s0}–{4 * s0} steps each.")
+    notes.append(
+        f"Probes: {len(runs)} configurations × {s.seeds} seeds on {s.data.source} "
+        f"({len(s.data.y_train)} training examples), {s0}–{4 * s0} steps each."
+    )
     if s.data.note:
         notes.append(s.data.note)
     if not bad:
-        notes.append("The replayed baseline trains well, so probe improvements were not taken "
-                     "as evidence of a fault.")
+        notes.append(
+            "The replayed baseline trains well, so probe improvements were not taken "
+            "as evidence of a fault."
+        )
     credible = [c for c in causes if c.confidence >= 0.5]
     summary = static.summary
     confirmed = [c for c in causes if c.probe and c.probe.confirmed]
     if confirmed:
         c = confirmed[0]
         assert c.probe is not None
-        summary += (f" Probe {c.probe.name} confirmed {c.id.replace('_', ' ')}: loss "
-                    f"{c.probe.baseline_loss} → {c.probe.probe_loss} ({s.seeds} seeds, spread "
-                    f"{c.probe.spread}).")
-    return static.model_copy(update={
-        "causes": causes, "probes": runs, "notes": notes, "summary": summary,
-        "verdict": "problem" if credible or static.verdict == "problem" else "healthy"})
+        summary += (
+            f" Probe {c.probe.name} confirmed {c.id.replace('_', ' ')}: loss "
+            f"{c.probe.baseline_loss} → {c.probe.probe_loss} ({s.seeds} seeds, spread "
+            f"{c.probe.spread})."
+        )
+    return static.model_copy(
+        update={
+            "causes": causes,
+            "probes": runs,
+            "notes": notes,
+            "summary": summary,
+            "verdict": "problem" if credible or static.verdict == "problem" else "healthy",
+        }
+    )
 
 
 def _probe_run(out: Outcome, seeds: int) -> ProbeRun:
-    return ProbeRun(name=out.probe.name, change=out.probe.change,
-                    status="succeeded" if out.finite else "failed", device=out.device,
-                    seeds=seeds, steps=out.steps, final_loss=out.mean, spread=out.spread,
-                    curve=out.curve, detail=None if out.finite else "loss became non-finite")
+    return ProbeRun(
+        name=out.probe.name,
+        change=out.probe.change,
+        status="succeeded" if out.finite else "failed",
+        device=out.device,
+        seeds=seeds,
+        steps=out.steps,
+        final_loss=out.mean,
+        spread=out.spread,
+        curve=out.curve,
+        detail=None if out.finite else "loss became non-finite",
+    )

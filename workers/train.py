@@ -77,6 +77,7 @@ def train(
     start_step: int = 0,
     keep_weights: bool = False,
     preprocess: bool = True,
+    schedule_epoch_steps: int | None = None,
 ) -> TrainResult:
     """Train `steps` optimizer steps of the run on `data`, recording every `eval_every` steps.
 
@@ -85,6 +86,8 @@ def train(
     applies `run.preprocessing.normalization` to the data (so a probe that changes it has an
     effect); pass False for data that is already preprocessed. `should_stop` is called from
     Keras' callback thread every ~20 batches and at every window end.
+    `schedule_epoch_steps` overrides how many steps make one of the run's epochs, so a short
+    probe can see the whole shape of the run's schedule.
     """
     if steps < 1 or eval_every < 1:
         raise ValueError(f"steps ({steps}) and eval_every ({eval_every}) must be positive")
@@ -95,7 +98,7 @@ def train(
     extra = compile_model(
         model,
         run,
-        steps_per_epoch=user_steps_per_epoch(run, data),
+        steps_per_epoch=schedule_epoch_steps or user_steps_per_epoch(run, data),
         total_steps=start_step + steps,
         start_step=start_step,
         window_steps=eval_every,

@@ -91,12 +91,13 @@ class Recipe:
 F_ADAM = RunConfig()
 F_SGD = RunConfig(optimizer="sgd", lr=0.01, momentum=0.9)
 F_RMS = RunConfig(optimizer="rmsprop", lr=1e-3)
-F_BN = RunConfig(arch="bn_cnn", optimizer="rmsprop", lr=1e-3)
-F_DEEP = RunConfig(arch="deep_cnn", optimizer="adamw", lr=1e-3)
-F_DEEP_SGD = RunConfig(arch="deep_cnn", optimizer="sgd", lr=0.02, momentum=0.9)
-F_DEEP_TANH = RunConfig(arch="deep_cnn", activation="tanh", optimizer="sgd", lr=0.02,
-                        momentum=0.9)
-F_RES = RunConfig(arch="residual", optimizer="adam", lr=1e-3)
+# The BatchNorm, deep and residual nets train on 14x14 images: 4x cheaper on a small CPU.
+F_BN = RunConfig(arch="bn_cnn", image="half", optimizer="rmsprop", lr=1e-3)
+F_DEEP = RunConfig(arch="deep_cnn", image="half", optimizer="adamw", lr=1e-3)
+F_DEEP_SGD = RunConfig(arch="deep_cnn", image="half", optimizer="sgd", lr=0.02, momentum=0.9)
+F_DEEP_TANH = RunConfig(arch="deep_cnn", image="half", activation="tanh", optimizer="sgd",
+                        lr=0.02, momentum=0.9)
+F_RES = RunConfig(arch="residual", image="half", optimizer="adam", lr=1e-3)
 F_HALF = RunConfig(image="half", optimizer="nadam", lr=1e-3)
 D_ADAM = RunConfig(dataset="digits", n_train=1297, epochs=20)
 D_SGD = RunConfig(dataset="digits", n_train=1297, epochs=20, optimizer="sgd", lr=0.05,
@@ -109,9 +110,9 @@ D_SHORT_SGD = D_SGD.with_(epochs=8)
 # Twins of missing_lr_decay: a high-ish rate that is decayed (the fault keeps it constant).
 DECAY_SGD = RunConfig(optimizer="sgd", lr=0.1, momentum=0.9, schedule="step_decay",
                       decay_every=3, epochs=15)
-DECAY_ADAM = RunConfig(optimizer="adam", lr=3e-3, schedule="cosine", epochs=15)
-DECAY_BN = RunConfig(arch="bn_cnn", optimizer="rmsprop", lr=3e-3, schedule="step_decay",
-                     decay_every=4, epochs=15)
+DECAY_ADAM = RunConfig(optimizer="adam", lr=1e-2, schedule="cosine", epochs=15)
+DECAY_BN = RunConfig(arch="bn_cnn", image="half", optimizer="rmsprop", lr=3e-3,
+                     schedule="step_decay", decay_every=4, epochs=15)
 DECAY_DIGITS = RunConfig(dataset="digits", n_train=1297, epochs=20, optimizer="sgd", lr=0.2,
                          momentum=0.9, schedule="cosine")
 # Overfitting twins: the same big-headed nets trained long, on the full training set.
@@ -140,7 +141,7 @@ FAULT_RECIPES: tuple[Recipe, ...] = (
     # No decay: the twin halves / anneals the same rate, the fault keeps it constant.
     _r("missing_lr_decay", "SGD 0.1 momentum 0.9 constant (twin: halve every 3 epochs)",
        DECAY_SGD, schedule="constant"),
-    _r("missing_lr_decay", "Adam 3e-3 constant (twin: cosine)", DECAY_ADAM,
+    _r("missing_lr_decay", "Adam 1e-2 constant (twin: cosine)", DECAY_ADAM,
        schedule="constant"),
     _r("missing_lr_decay", "BatchNorm CNN RMSprop 3e-3 constant (twin: halve every 4)",
        DECAY_BN, schedule="constant"),
@@ -224,7 +225,7 @@ HEALTHY_RECIPES: tuple[Recipe, ...] = tuple(
         ("digits CNN, Adam", D_ADAM),
         ("digits CNN, SGD momentum", D_SGD),
         ("SGD 0.1 momentum, halve every 3 epochs", DECAY_SGD),
-        ("Adam 3e-3, cosine", DECAY_ADAM),
+        ("Adam 1e-2, cosine", DECAY_ADAM),
         ("14x14 Fashion-MNIST, Nadam", F_HALF),
         ("linear output + from_logits=True", F_ADAM.with_(output="linear", from_logits=True)),
         ("Adam with a Keras ExponentialDecay schedule", F_ADAM.with_(schedule="exponential",
