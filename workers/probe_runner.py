@@ -114,7 +114,8 @@ class Session:
             raise Canceled
         self.weights[(probe.name, seed)] = result.weights
         doc = {
-            "metric": result.val_loss if probe.metric == "val" else result.final_loss,
+            "train_loss": result.final_loss,
+            "val_loss": result.val_loss,
             "curve": result.curve,
             "device": result.device,
             "steps": start + steps,
@@ -223,9 +224,17 @@ def _probe(s: Session, static: Report) -> Report:
     # The longest probes (4·S0 steps) stand for the run's whole length: schedules in epochs
     # are scaled onto them ("halve every 10 epochs" of a 40-epoch run: every 1/4 of a probe).
     s.epoch_steps = max(1, 4 * s0 // (s.request.run.epochs or 20))
-    s.total = s.seeds * (len(probes) + math.ceil(len(probes) / 2) + math.ceil(len(probes) / 4) + 1)
+    s.total = s.seeds * (sum(_rung_sizes(len(probes))) + 1)
     outcomes = _successive_halving(s, probes, s0, ctx.chance)
     return _verdict(s, static, ctx.chance, outcomes, skipped, s0)
+
+
+def _rung_sizes(n: int) -> list[int]:
+    """Probes per rung, the baseline included: it runs in every rung as the reference."""
+    sizes = [n]
+    for _ in range(RUNGS - 1):
+        sizes.append(1 + max(1, math.ceil((sizes[-1] - 1) / 2)))
+    return sizes
 
 
 def _lr_probe(s: Session, lr: float | None) -> Probe | None:
@@ -282,17 +291,24 @@ def _successive_halving(
                 -(judge(results[baseline.name], results[p.name], chance).improvement or -math.inf)
             ),
         )
-        alive = [baseline, *others[: max(1, math.ceil(len(others) / 2))]]
+        alive = [baseline, *others[: max(1, math.ceil(len(others) / 2))]]  # see _rung_sizes
     return rungs
 
 
 def _outcome(s: Session, probe: Probe, rung: int, steps: int, start: int) -> Outcome:
     docs = [s.measure(probe, seed, rung, steps, start) for seed in range(s.seeds)]
-    losses = [
-        None if d["metric"] is None or not math.isfinite(d["metric"]) else d["metric"] for d in docs
-    ]
-    curve = _mean_curve([d["curve"] for d in docs])
-    return Outcome(probe, losses, curve, docs[0]["device"], docs[0]["steps"])
+    return Outcome(
+        probe,
+        [_finite(d["train_loss"]) for d in docs],
+        [_finite(d["val_loss"]) for d in docs],
+        _mean_curve([d["curve"] for d in docs]),
+        docs[0]["device"],
+        docs[0]["steps"],
+    )
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
 
 
 def _mean_curve(curves: list[list[float | None]]) -> list[float | None]:
@@ -311,24 +327,37 @@ def _verdict(
     skipped: list[Probe],
     s0: int,
 ) -> Report:
-    baseline_rungs = rungs["baseline"]
-    judgements, finals = [], {}
-    for name, outs in rungs.items():
-        last = outs[-1]
-        finals[name] = last
-        if name != "baseline":
-            judgements.append(judge(baseline_rungs[len(outs) - 1], last, chance))
-    bad = reproduced(baseline_rungs[-1], chance)
+    baselines = rungs["baseline"]
+    compared = {
+        name: (baselines[len(outs) - 1], outs[-1])
+        for name, outs in rungs.items()
+        if name != "baseline"
+    }
+    best = {
+        m: min(
+            (
+                v
+                for _, o in compared.values()
+                if o.probe.metric == m
+                for v in [o.mean(m)]
+                if v is not None
+            ),
+            default=None,
+        )
+        for m in ("train", "val")
+    }
+    judgements = [
+        judge(base, out, chance, best[out.probe.metric]) for base, out in compared.values()
+    ]
+    bad = reproduced(baselines[-1], chance)
+    finals = {name: outs[-1] for name, outs in rungs.items()}
     combined = combined_patch(judgements, finals)
     runs = [_probe_run(o, s.seeds) for o in finals.values()]
+    verified = False
     if combined and bad:
-        probe = Probe("combined", "", combined)
-        total_steps = baseline_rungs[-1].steps
-        out = _outcome(s, probe, RUNGS, total_steps, 0)
+        out = _outcome(s, Probe("combined", "", combined), RUNGS, baselines[-1].steps, 0)
         runs.append(_probe_run(out, s.seeds))
-        j = judge(baseline_rungs[-1], out, chance)
-    else:
-        j = None
+        verified = judge(baselines[-1], out, chance).confirmed
     runs += [
         ProbeRun(
             name=p.name,
@@ -338,22 +367,22 @@ def _verdict(
         )
         for p in skipped
     ]
-    causes = revise(static, judgements, bad, baseline_rungs[-1], finals, s.seeds)
-    if causes and j is not None and j.confirmed:
+    causes = revise(static, judgements, bad, compared, s.seeds)
+    if causes and verified and causes[0].probe and causes[0].probe.confirmed:
         top = causes[0]
         fix = top.fix.model_copy(
             update={
                 "patch": combined,
-                "summary": top.fix.summary + " (verified with the other "
-                "confirmed changes as one patch)",
+                "summary": top.fix.summary + " (verified together with the "
+                "other confirmed changes as one patch)",
             }
         )
         causes[0] = top.model_copy(update={"fix": fix})
-    notes = list(static.notes)
-    notes.append(
+    notes = [
+        *static.notes,
         f"Probes: {len(runs)} configurations × {s.seeds} seeds on {s.data.source} "
-        f"({len(s.data.y_train)} training examples), {s0}–{4 * s0} steps each."
-    )
+        f"({len(s.data.y_train)} training examples), {s0}–{4 * s0} steps each.",
+    ]
     if s.data.note:
         notes.append(s.data.note)
     if not bad:
@@ -361,7 +390,6 @@ def _verdict(
             "The replayed baseline trains well, so probe improvements were not taken "
             "as evidence of a fault."
         )
-    credible = [c for c in causes if c.confidence >= 0.5]
     summary = static.summary
     confirmed = [c for c in causes if c.probe and c.probe.confirmed]
     if confirmed:
@@ -372,6 +400,7 @@ def _verdict(
             f"{c.probe.baseline_loss} → {c.probe.probe_loss} ({s.seeds} seeds, spread "
             f"{c.probe.spread})."
         )
+    credible = any(c.confidence >= 0.5 for c in causes)
     return static.model_copy(
         update={
             "causes": causes,
@@ -387,12 +416,12 @@ def _probe_run(out: Outcome, seeds: int) -> ProbeRun:
     return ProbeRun(
         name=out.probe.name,
         change=out.probe.change,
-        status="succeeded" if out.finite else "failed",
+        status="succeeded" if out.finite() else "failed",
         device=out.device,
         seeds=seeds,
         steps=out.steps,
-        final_loss=out.mean,
-        spread=out.spread,
+        final_loss=out.mean(),
+        spread=out.spread(),
         curve=out.curve,
-        detail=None if out.finite else "loss became non-finite",
+        detail=None if out.finite() else "loss became non-finite",
     )

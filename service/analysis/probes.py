@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service.analysis import fixes
+from service.analysis.causes import PRIOR
 from service.analysis.curves import HIGH_LEVEL
 from service.analysis.evidence import Context, sigmoid
 from service.analysis.patch import merge
-from service.schemas.report import Cause, ProbeEvidence, Report
+from service.schemas.report import Cause, Fix, ProbeEvidence, Report
 
 
 @dataclass(frozen=True)
@@ -32,22 +33,23 @@ class Outcome:
     """What one probe measured, per seed."""
 
     probe: Probe
-    losses: list[float | None]  # final metric per seed; None = non-finite
+    losses: list[float | None]  # final training loss per seed; None = non-finite
+    val_losses: list[float | None] = field(default_factory=list)  # held-out loss per seed
     curve: list[float | None] = field(default_factory=list)
     device: str | None = None
     steps: int = 0
 
-    @property
-    def finite(self) -> list[float]:
-        return [x for x in self.losses if x is not None and math.isfinite(x)]
+    def finite(self, metric: str = "train") -> list[float]:
+        values = self.val_losses if metric == "val" else self.losses
+        return [x for x in values if x is not None and math.isfinite(x)]
 
-    @property
-    def mean(self) -> float | None:
-        return statistics.fmean(self.finite) if self.finite else None
+    def mean(self, metric: str = "train") -> float | None:
+        values = self.finite(metric)
+        return statistics.fmean(values) if values else None
 
-    @property
-    def spread(self) -> float:
-        return max(self.finite) - min(self.finite) if len(self.finite) > 1 else 0.0
+    def spread(self, metric: str = "train") -> float:
+        values = self.finite(metric)
+        return max(values) - min(values) if len(values) > 1 else 0.0
 
 
 def plan(ctx: Context, static: Report) -> list[Probe]:
@@ -193,77 +195,116 @@ class Judgement:
     refuted: bool
 
 
-def judge(baseline: Outcome, outcome: Outcome, chance: float | None) -> Judgement:
-    """Confirmed: better than the baseline by more than seed noise and by a real amount.
+def judge(
+    baseline: Outcome, outcome: Outcome, chance: float | None, best: float | None = None
+) -> Judgement:
+    """Confirmed: better than the baseline by more than seed noise and by a real amount, and
+    (given `best`, the lowest loss any probe reached) close to the best fix found.
 
     "Real" is absolute, on the scale of ln C, because a healthy run also improves a little
-    under most changes (a higher LR or standardized inputs train faster early).
+    under most changes (a higher LR or standardized inputs train faster early). "Close to the
+    best" keeps a change that merely softens a broken run (a larger step against a bad init)
+    from being named as its root cause.
     """
-    scale = chance or max(abs(baseline.mean or 1.0), 1e-6)
-    noise = max(baseline.spread, outcome.spread)
-    base, probe = baseline.mean, outcome.mean
+    metric = outcome.probe.metric
+    base, probe = baseline.mean(metric), outcome.mean(metric)
+    scale = chance or max(abs(base or 1.0), 1e-6)
+    noise = max(baseline.spread(metric), outcome.spread(metric))
+    name, cause = outcome.probe.name, outcome.probe.tests
     if probe is None:
-        return Judgement(outcome.probe.name, outcome.probe.tests, None, noise, False, True)
+        return Judgement(name, cause, None, noise, False, True)
+    near_best = best is None or probe <= best + 0.25 * scale
     if base is None:  # the baseline blew up and the probe did not: that is the effect
-        return Judgement(outcome.probe.name, outcome.probe.tests, math.inf, noise, True, False)
+        return Judgement(name, cause, math.inf, noise, near_best, False)
     gain = base - probe
-    needed = max(2 * noise, 0.1 * scale)
-    confirmed = gain > needed
+    confirmed = gain > max(2 * noise, 0.1 * scale) and near_best
     refuted = gain < max(noise, 0.03 * scale)
-    return Judgement(outcome.probe.name, outcome.probe.tests, gain, noise, confirmed, refuted)
+    return Judgement(name, cause, gain, noise, confirmed, refuted)
 
 
 def reproduced(baseline: Outcome, chance: float | None) -> bool:
     """The replayed run is in trouble too: its loss stays high (or non-finite)."""
-    if baseline.mean is None:
+    loss = baseline.mean()
+    if loss is None:
         return True
-    return chance is None or baseline.mean > HIGH_LEVEL * chance
+    return chance is None or loss > HIGH_LEVEL * chance
 
 
 def revise(
     static: Report,
     judgements: list[Judgement],
     baseline_bad: bool,
-    baseline: Outcome,
-    outcomes: dict[str, Outcome],
+    compared: dict[str, tuple[Outcome, Outcome]],
     seeds: int,
 ) -> list[Cause]:
-    """Static causes with their probe evidence folded into the confidence."""
+    """Static causes with their probe evidence folded into the confidence.
+
+    `compared` maps each probe to (the baseline it was judged against, its own outcome).
+    A probe can also bring up a cause the static analysis missed.
+    """
     by_cause: dict[str, list[Judgement]] = {}
     for j in judgements:
         if j.cause:
             by_cause.setdefault(j.cause, []).append(j)
-    revised = []
-    for cause in static.causes:
-        js = by_cause.get(cause.id, [])
-        logit = math.log(cause.confidence / max(1e-6, 1 - cause.confidence))
-        best = max(
-            js,
-            key=lambda j: j.improvement if j.improvement is not None else -math.inf,
-            default=None,
-        )
-        if best is not None and baseline_bad:
-            if best.confirmed:
-                logit += 3.0
-            elif all(j.refuted for j in js):
-                logit -= 2.0
-        probe = None
-        if best is not None:
-            out = outcomes[best.probe]
-            probe = ProbeEvidence(
-                name=best.probe,
-                change=out.probe.change,
-                baseline_loss=_r(baseline.mean),
-                probe_loss=_r(out.mean),
-                improvement=_r(best.improvement),
-                seeds=seeds,
-                spread=_r(best.noise),
-                confirmed=best.confirmed and baseline_bad,
+    causes: dict[str, Cause] = {c.id: c for c in static.causes}
+    for cause_id, js in by_cause.items():
+        confirmed = [j for j in js if j.confirmed]
+        if cause_id not in causes and confirmed and baseline_bad:
+            change = compared[confirmed[0].probe][1].probe.change
+            causes[cause_id] = Cause(
+                id=cause_id,  # type: ignore[arg-type]
+                confidence=round(sigmoid(PRIOR), 3),
+                evidence=[],
+                fix=Fix(summary=f"Apply probe {confirmed[0].probe}'s change", patch=change),
             )
-        revised.append(
-            cause.model_copy(update={"confidence": round(sigmoid(logit), 3), "probe": probe})
-        )
+    revised = [
+        _revised(c, by_cause.get(c.id, []), baseline_bad, compared, seeds) for c in causes.values()
+    ]
     return sorted(revised, key=lambda c: -c.confidence)
+
+
+def _revised(
+    cause: Cause,
+    js: list[Judgement],
+    baseline_bad: bool,
+    compared: dict[str, tuple[Outcome, Outcome]],
+    seeds: int,
+) -> Cause:
+    best = max(
+        js, key=lambda j: j.improvement if j.improvement is not None else -math.inf, default=None
+    )
+    if best is None:
+        return cause
+    logit = math.log(cause.confidence / max(1e-6, 1 - cause.confidence))
+    if baseline_bad and best.confirmed:
+        logit += 3.0
+    elif baseline_bad and all(j.refuted for j in js):
+        logit -= 2.0
+    base, out = compared[best.probe]
+    metric = out.probe.metric
+    probe = ProbeEvidence(
+        name=best.probe,
+        change=out.probe.change,
+        baseline_loss=_r(base.mean(metric)),
+        probe_loss=_r(out.mean(metric)),
+        improvement=_r(best.improvement),
+        seeds=seeds,
+        spread=_r(best.noise),
+        confirmed=best.confirmed and baseline_bad,
+    )
+    what = "held-out loss" if metric == "val" else "training loss"
+    verb = "lowered" if probe.confirmed else "did not clearly lower"
+    line = (
+        f"probe {best.probe} {verb} the {what} from {probe.baseline_loss} to "
+        f"{probe.probe_loss} ({seeds} seeds, spread {probe.spread})"
+    )
+    return cause.model_copy(
+        update={
+            "confidence": round(sigmoid(logit), 3),
+            "probe": probe,
+            "evidence": [line, *cause.evidence],
+        }
+    )
 
 
 def _r(x: float | None) -> float | None:
