@@ -26,7 +26,10 @@ from workers.data import ProbeData, from_sample, stand_in
 from workers.train import TrainResult, lr_range_test, train
 
 log = logging.getLogger(__name__)
-RUNGS = 3  # rung r trains 2^max(0, r-1) × S0 more steps for the best 1/2^r of the probes
+RUNGS = 3  # rung r trains 2^max(0, r-1) × S0 more steps: S0, 2·S0, 4·S0 in all
+KEEP = 3  # after each rung the best 1/KEEP of the unprotected probes go on
+MAX_PASSES = 8  # epochs over the sample that the longest probe may take
+PROTECT = 0.3  # static confidence above which a cause's probes always go on
 
 
 class Canceled(Exception):
@@ -60,6 +63,7 @@ class Session:
     last_check: float = 0.0
     canceled: bool = False
     epoch_steps: int | None = None  # steps standing for one of the run's epochs in a probe
+    halving: bool = True  # False: every probe trains the full 4·S0 (the benchmark's reference)
 
     def should_stop(self) -> bool:
         # Throttled: one store read per half second is enough to stop within one window.
@@ -127,7 +131,9 @@ class Session:
         return doc
 
 
-def run_diagnosis(store: Store, diagnosis_id: str, settings: Settings) -> None:
+def run_diagnosis(
+    store: Store, diagnosis_id: str, settings: Settings, *, halving: bool = True
+) -> None:
     doc = store.get_diagnosis(diagnosis_id)
     if doc is None or doc["status"] not in ("queued", "running"):
         return  # deleted, canceled, or a redelivery of a finished task
@@ -136,6 +142,7 @@ def run_diagnosis(store: Store, diagnosis_id: str, settings: Settings) -> None:
     request = DiagnosisRequest.model_validate(raw)
     try:
         session = _session(store, diagnosis_id, settings, request)
+        session.halving = halving
     except (ValueError, OSError) as exc:
         fail(store, diagnosis_id, f"probes cannot start: {exc}")
         return
@@ -220,21 +227,16 @@ def _probe(s: Session, static: Report) -> Report:
     )
     if lr_test is not None:
         probes.append(lr_test)
-    s0 = _first_rung_steps(s, len(probes), time.monotonic() - started)
+    # Probes of causes the static pass already suspects survive every rung: their effect may
+    # show late (a decay schedule acts in the run's second half), and the priors matter.
+    suspects = {c.id for c in static.causes if c.confidence >= PROTECT}
+    protected = {p.name for p in probes if p.tests in suspects}
+    s0 = _first_rung_steps(s, len(probes), len(protected), time.monotonic() - started)
     # The longest probes (4·S0 steps) stand for the run's whole length: schedules in epochs
     # are scaled onto them ("halve every 10 epochs" of a 40-epoch run: every 1/4 of a probe).
     s.epoch_steps = max(1, 4 * s0 // (s.request.run.epochs or 20))
-    s.total = s.seeds * (sum(_rung_sizes(len(probes))) + 1)
-    outcomes = _successive_halving(s, probes, s0, ctx.chance)
+    outcomes = _successive_halving(s, probes, s0, ctx.chance, protected)
     return _verdict(s, static, ctx.chance, outcomes, skipped, s0)
-
-
-def _rung_sizes(n: int) -> list[int]:
-    """Probes per rung, the baseline included: it runs in every rung as the reference."""
-    sizes = [n]
-    for _ in range(RUNGS - 1):
-        sizes.append(1 + max(1, math.ceil((sizes[-1] - 1) / 2)))
-    return sizes
 
 
 def _lr_probe(s: Session, lr: float | None) -> Probe | None:
@@ -251,8 +253,13 @@ def _lr_probe(s: Session, lr: float | None) -> Probe | None:
     )
 
 
-def _first_rung_steps(s: Session, n: int, spent: float) -> int:
-    """Steps per probe in rung 0, sized so the whole plan fits the budget."""
+def _survivors(n: int, protected: int) -> int:
+    """Probes (baseline included) that go on after a rung: the protected and the best third."""
+    return min(n, 1 + protected + max(1, math.ceil((n - 1 - protected) / KEEP)))
+
+
+def _first_rung_steps(s: Session, n: int, protected: int, spent: float) -> int:
+    """Steps per probe in rung 0 (S0), sized so the whole plan fits the budget."""
     t0 = time.monotonic()
     timing = train(
         s.run_of(Probe("baseline", "", {})),
@@ -264,35 +271,54 @@ def _first_rung_steps(s: Session, n: int, spent: float) -> int:
     )
     per_step = max(timing.seconds / 20, 1e-4)
     overhead = max(0.0, (time.monotonic() - t0) - timing.seconds) + 0.3
-    # Rung costs in S0 units: n + n/2 + 2·n/4 + combined 4 = 2n + 4 trainings' worth of S0.
-    trainings = s.seeds * (n + math.ceil(n / 2) + math.ceil(n / 4) + 1)
+    m = n if not s.halving else _survivors(n, protected)
+    # In S0 units: rung 0 all n probes, rung 1 m of them, rung 2 m for 2·S0, combined 4·S0.
+    units = n + m + 2 * m + 4
+    trainings = s.seeds * (n + 2 * m + 1)
     left = 0.85 * s.budget - spent - (time.monotonic() - t0) - overhead * trainings
-    s0 = int(left / (per_step * s.seeds * (2 * n + 4)))
-    return max(20, min(s0, 2000))
+    # Nor longer than needed: the longest probe sees the sample MAX_PASSES times.
+    batch = min(s.request.run.batch_size or 32, len(s.data.y_train))
+    most = max(20, MAX_PASSES * len(s.data.y_train) // (4 * batch))
+    return max(20, min(int(left / (per_step * s.seeds * units)), most))
 
 
 def _successive_halving(
-    s: Session, probes: list[Probe], s0: int, chance: float | None
+    s: Session, probes: list[Probe], s0: int, chance: float | None, protected: set[str]
 ) -> dict[str, list[Outcome]]:
-    """Outcomes per rung: every probe at rung 0, the better half at rung 1, a quarter at 2."""
+    """Outcomes per rung: every probe for S0 steps, then the protected ones and the best third
+    for S0 more, then those again for 2·S0 more (4·S0 in all)."""
     rungs: dict[str, list[Outcome]] = {}
     alive = list(probes)
     baseline = probes[0]
     start = 0
+    s.total = s.seeds * (len(probes) + 2 * _survivors(len(probes), len(protected)) + 1)
     for rung in range(RUNGS):
         steps = s0 * (2 ** max(0, rung - 1))
         results = {p.name: _outcome(s, p, rung, steps, start) for p in alive}
         for name, out in results.items():
             rungs.setdefault(name, []).append(out)
         start += steps
-        others = sorted(
-            (p for p in alive if p is not baseline),
-            key=lambda p: (
-                -(judge(results[baseline.name], results[p.name], chance).improvement or -math.inf)
-            ),
-        )
-        alive = [baseline, *others[: max(1, math.ceil(len(others) / 2))]]  # see _rung_sizes
+        if s.halving:
+            alive = _keep(alive, results, baseline, protected, chance)
     return rungs
+
+
+def _keep(
+    alive: list[Probe],
+    results: dict[str, Outcome],
+    baseline: Probe,
+    protected: set[str],
+    chance: float | None,
+) -> list[Probe]:
+    def gain(p: Probe) -> float:
+        j = judge(results[baseline.name], results[p.name], chance)
+        return j.improvement if j.improvement is not None else -math.inf
+
+    others = sorted(
+        (p for p in alive if p is not baseline and p.name not in protected), key=gain, reverse=True
+    )
+    keep = max(1, math.ceil(len(others) / KEEP))
+    return [baseline, *(p for p in alive if p.name in protected), *others[:keep]]
 
 
 def _outcome(s: Session, probe: Probe, rung: int, steps: int, start: int) -> Outcome:

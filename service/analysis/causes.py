@@ -687,10 +687,12 @@ def output_loss_mismatch(ctx: Context) -> Found:
     categorical = "categorical_crossentropy" in name
     if categorical and loss.from_logits and act == "softmax":
         ev.append(
+            # Keras 3 on TensorFlow spots a softmax output and takes its logits back, so there
+            # the run trains as if matched; other backends apply softmax twice.
             Evidence(
-                4.5,
-                "the output applies softmax and the loss has from_logits=True: "
-                "softmax is applied twice, which flattens the gradients",
+                1.5,
+                "the output applies softmax and the loss has from_logits=True: softmax twice "
+                "(Keras 3 on TensorFlow undoes it, other backends do not)",
             )
         )
     elif categorical and not loss.from_logits and act in ("linear", "relu", "elu", "selu", "tanh"):
@@ -703,8 +705,9 @@ def output_loss_mismatch(ctx: Context) -> Found:
         )
     elif categorical and act == "sigmoid" and units > 2:
         ev.append(
+            # Keras renormalises probabilities that do not sum to 1, which blunts this one.
             Evidence(
-                3.5, f"sigmoid outputs over {units} classes do not sum to 1, as {name} assumes"
+                1.5, f"sigmoid outputs over {units} classes do not sum to 1, as {name} assumes"
             )
         )
     if "binary_crossentropy" in name and units > 2:

@@ -86,7 +86,8 @@ class Optimizer(BaseModel):
     @field_validator("name")
     @classmethod
     def _known_name(cls, value: str) -> str:
-        name = value.strip().lower()
+        # Keras' own spellings vary ("RMSprop", "rmsprop"); so do clients' ("rm_sprop").
+        name = value.strip().lower().replace("_", "").replace("-", "")
         if name not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {value!r}; known: {', '.join(OPTIMIZERS)}")
         return name
