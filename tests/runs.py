@@ -18,15 +18,32 @@ def cnn(**overrides: Any) -> dict[str, Any]:
     filters = overrides.pop("filters", 32)
     out_act = overrides.pop("out_activation", "softmax")
     layers = [
-        {"type": "conv2d", "filters": filters, "kernel_size": first_kernel, "activation": "relu",
-         "kernel_initializer": init, "kernel_regularizer": reg},
+        {
+            "type": "conv2d",
+            "filters": filters,
+            "kernel_size": first_kernel,
+            "activation": "relu",
+            "kernel_initializer": init,
+            "kernel_regularizer": reg,
+        },
         {"type": "max_pooling2d", "pool_size": 2},
-        {"type": "conv2d", "filters": 2 * filters, "kernel_size": 3, "activation": "relu",
-         "kernel_initializer": init, "kernel_regularizer": reg},
+        {
+            "type": "conv2d",
+            "filters": 2 * filters,
+            "kernel_size": 3,
+            "activation": "relu",
+            "kernel_initializer": init,
+            "kernel_regularizer": reg,
+        },
         {"type": "max_pooling2d", "pool_size": 2},
         {"type": "flatten"},
-        {"type": "dense", "units": hidden, "activation": "relu", "kernel_initializer": init,
-         "kernel_regularizer": reg},
+        {
+            "type": "dense",
+            "units": hidden,
+            "activation": "relu",
+            "kernel_initializer": init,
+            "kernel_regularizer": reg,
+        },
         {"type": "dense", "units": 10, "activation": out_act, "kernel_regularizer": reg},
     ]
     layers = [{k: v for k, v in layer.items() if v is not None} for layer in layers]
@@ -60,7 +77,9 @@ def stuck_curve(n: int = 20, first: float = LN10) -> dict[str, list[float]]:
     return {"loss": loss, "val_loss": [LN10] * n, "accuracy": [0.1] * n}
 
 
-def body(run_spec: dict[str, Any] | None = None, history: dict[str, Any] | None = None) -> dict[str, Any]:
+def body(
+    run_spec: dict[str, Any] | None = None, history: dict[str, Any] | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {"history": history or healthy_curve()}
     if run_spec is not None:
         out["run"] = run_spec

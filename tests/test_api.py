@@ -6,8 +6,10 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 
 from service.examples import FULL
@@ -30,8 +32,14 @@ def test_history_only_with_three_numbers_answers_201_with_a_report(client: TestC
     doc = r.json()
     assert r.headers["location"] == f"/v1/diagnoses/{doc['id']}"
     assert doc["status"] == "succeeded"
-    assert set(doc["report"]) >= {"verdict", "summary", "symptoms", "causes", "data_checks",
-                                  "probes"}
+    assert set(doc["report"]) >= {
+        "verdict",
+        "summary",
+        "symptoms",
+        "causes",
+        "data_checks",
+        "probes",
+    }
 
 
 def test_full_example_names_initialization_and_can_be_read_back(client: TestClient) -> None:
@@ -66,8 +74,11 @@ def test_delete_removes_the_diagnosis(client: TestClient) -> None:
 
 
 def test_malformed_json_is_400(client: TestClient) -> None:
-    r = client.post("/v1/diagnoses", content=b'{"history": {"loss": [2.3,', 
-                    headers={"content-type": "application/json"})
+    r = client.post(
+        "/v1/diagnoses",
+        content=b'{"history": {"loss": [2.3,',
+        headers={"content-type": "application/json"},
+    )
     assert_problem(r, 400)
 
 
@@ -94,16 +105,22 @@ def test_body_above_the_limit_is_413_even_when_streamed(client: TestClient) -> N
         yield b'{"history": {"loss": ['
         for _ in range(2000):
             yield b"1.0," * 2000  # 16 MB in all, above the 10 MB default
+
     r = client.post("/v1/diagnoses", content=chunks(), headers={"content-type": "application/json"})
     assert_problem(r, 413)
-    huge = client.post("/v1/diagnoses", content=b"{}", headers={
-        "content-type": "application/json", "content-length": str(10**9)})
+    huge = client.post(
+        "/v1/diagnoses",
+        content=b"{}",
+        headers={"content-type": "application/json", "content-length": str(10**9)},
+    )
     assert huge.status_code == 413
 
 
 def test_zero_or_negative_learning_rate_is_422(client: TestClient) -> None:
     for lr in (0, -0.1):
-        r = client.post("/v1/diagnoses", json=body(run(optimizer={"name": "sgd", "learning_rate": lr})))
+        r = client.post(
+            "/v1/diagnoses", json=body(run(optimizer={"name": "sgd", "learning_rate": lr}))
+        )
         doc = assert_problem(r, 422)
         assert any(e["field"] == "run.optimizer.learning_rate" for e in doc["errors"])
 
@@ -145,7 +162,9 @@ def test_dataset_upload_reports_stats_and_feeds_the_diagnosis(client: TestClient
     assert meta["num_examples"] == 64 and meta["input_shape"] == [28, 28, 1]
     assert meta["stats"]["conflicting_duplicates"] == 1
     assert meta["stats"]["channels"]["max"][0] > 200
-    spec = run(data={"dataset_id": meta["id"], "num_classes": 10}, preprocessing={"normalization": "none"})
+    spec = run(
+        data={"dataset_id": meta["id"], "num_classes": 10}, preprocessing={"normalization": "none"}
+    )
     report = client.post("/v1/diagnoses", json=body(spec, stuck_curve(first=30.0))).json()["report"]
     assert report["causes"][0]["id"] == "unnormalized_inputs"
     checks = {c["id"]: c["status"] for c in report["data_checks"]}
@@ -170,16 +189,47 @@ def test_health_and_docs_answer(client: TestClient) -> None:
     assert client.get("/readyz").json() == {"status": "ready"}
     spec = client.get("/openapi.json").json()
     assert "/v1/diagnoses" in spec["paths"] and "/v1/datasets" in spec["paths"]
-    examples = spec["paths"]["/v1/diagnoses"]["post"]["requestBody"]["content"][
-        "application/json"]["examples"]
+    examples = spec["paths"]["/v1/diagnoses"]["post"]["requestBody"]["content"]["application/json"][
+        "examples"
+    ]
     assert {"history_only", "full_run"} <= set(examples)
     assert client.get("/docs").status_code == 200
 
 
 def test_importing_the_app_loads_no_tensorflow_or_keras() -> None:
-    code = ("import sys, service.main, service.cli; "
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]; "
-            "print(json.dumps(bad))")
-    out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True,
-                         text=True, check=True)
+    code = (
+        "import sys, service.main, service.cli; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]; "
+        "print(json.dumps(bad))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", "import json; " + code], capture_output=True, text=True, check=True
+    )
     assert json.loads(out.stdout) == []
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "keras"
+
+
+def test_real_keras_json_is_translated_and_diagnosed(client: TestClient) -> None:
+    keras_json = (FIXTURES / "seed_cnn.json").read_text()
+    body = {
+        "run": {"model": {"keras_json": json.loads(keras_json)}, "data": {"num_classes": 10}},
+        "history": {"loss": [2.0, 1.2, 0.8, 0.6, 0.5]},
+    }
+    assert client.post("/v1/diagnoses", json=body).status_code == 201
+    body["run"]["model"]["keras_json"] = keras_json  # the string model.to_json() returns
+    assert client.post("/v1/diagnoses", json=body).status_code == 201
+
+
+@pytest.mark.parametrize(
+    "name", ["malicious_lambda", "malicious_tfsm", "malicious_registered", "malicious_module_os"]
+)
+def test_unsafe_keras_json_is_422_naming_the_layer(client: TestClient, name: str) -> None:
+    doc = json.loads((FIXTURES / f"{name}.json").read_text())
+    r = client.post(
+        "/v1/diagnoses",
+        json={"run": {"model": {"keras_json": doc}}, "history": {"loss": [2.3, 2.2, 2.1]}},
+    )
+    problem = assert_problem(r, 422)
+    assert problem["detail"].startswith("run.model") and "layer '" in problem["detail"]

@@ -40,22 +40,27 @@ def test_adam_at_half_is_learning_rate_too_high() -> None:
 
 def test_sgd_momentum_counts_in_the_effective_step() -> None:
     calm = diagnose(body(run(optimizer={"name": "sgd", "learning_rate": 0.1}), stuck_curve()))
-    hot = diagnose(body(run(optimizer={"name": "sgd", "learning_rate": 0.5, "momentum": 0.99}),
-                        stuck_curve()))
+    hot = diagnose(
+        body(run(optimizer={"name": "sgd", "learning_rate": 0.5, "momentum": 0.99}), stuck_curve())
+    )
     assert top(hot) == "learning_rate_too_high"
     assert all(c.id != "learning_rate_too_high" or c.confidence < 0.5 for c in calm.causes)
 
 
 def test_sgd_at_a_millionth_is_learning_rate_too_low() -> None:
-    slow = {"loss": [LN10 - 0.004 * i for i in range(20)], "val_loss": [LN10 - 0.004 * i for i in range(20)]}
+    slow = {
+        "loss": [LN10 - 0.004 * i for i in range(20)],
+        "val_loss": [LN10 - 0.004 * i for i in range(20)],
+    }
     report = diagnose(body(run(optimizer={"name": "sgd", "learning_rate": 1e-6}), slow))
     assert top(report) == "learning_rate_too_low"
 
 
 def test_constant_rate_with_noisy_floor_is_missing_lr_decay() -> None:
     history = {"loss": plateau(0.9, noise=0.12), "val_loss": plateau(0.95, noise=0.12)}
-    report = diagnose(body(run(optimizer={"name": "sgd", "learning_rate": 0.1, "momentum": 0.9}),
-                           history))
+    report = diagnose(
+        body(run(optimizer={"name": "sgd", "learning_rate": 0.1, "momentum": 0.9}), history)
+    )
     assert top(report) == "missing_lr_decay"
     assert report.causes[0].fix.patch["lr_schedule"]["name"] == "step_decay"
 
@@ -74,8 +79,10 @@ def test_zeros_initializer_is_poor_weight_initialization() -> None:
 
 
 def test_raw_pixels_are_unnormalized_inputs() -> None:
-    spec = run(preprocessing={"normalization": "none"},
-               data={"num_classes": 10, "num_examples": 3000, "input_min": 0, "input_max": 255})
+    spec = run(
+        preprocessing={"normalization": "none"},
+        data={"num_classes": 10, "num_examples": 3000, "input_min": 0, "input_max": 255},
+    )
     report = diagnose(body(spec, stuck_curve(first=30.0)))
     assert top(report) == "unnormalized_inputs"
     assert report.causes[0].fix.patch == {"preprocessing": {"normalization": "rescale"}}
@@ -91,8 +98,12 @@ def test_rescaling_layer_counts_as_normalization() -> None:
 
 def test_train_accuracy_below_validation_is_noisy_labels() -> None:
     n = 20
-    history = {"loss": plateau(1.5, n), "val_loss": plateau(0.7, n),
-               "accuracy": [0.45] * n, "val_accuracy": [0.78] * n}
+    history = {
+        "loss": plateau(1.5, n),
+        "val_loss": plateau(0.7, n),
+        "accuracy": [0.45] * n,
+        "val_accuracy": [0.78] * n,
+    }
     report = diagnose(body(run(), history))
     assert top(report) == "noisy_labels"
 
@@ -115,8 +126,9 @@ def test_rising_validation_loss_is_overfitting() -> None:
     n = 30
     loss = [1.2 * math.exp(-0.25 * i) for i in range(n)]
     val = [0.6 + 0.02 * (i - 5) ** 2 / 5 for i in range(n)]
-    report = diagnose(body(run(data={"num_classes": 10, "num_examples": 300}),
-                           {"loss": loss, "val_loss": val}))
+    report = diagnose(
+        body(run(data={"num_classes": 10, "num_examples": 300}), {"loss": loss, "val_loss": val})
+    )
     assert top(report) == "overfitting"
     assert "augmentation" in report.causes[0].fix.patch["preprocessing"]
 
@@ -130,7 +142,10 @@ def test_batch_of_one_with_batchnorm_is_batch_size_too_small() -> None:
 
 
 def test_full_batch_is_batch_size_too_large() -> None:
-    slow = {"loss": [LN10 - 0.02 * i for i in range(15)], "val_loss": [LN10 - 0.02 * i for i in range(15)]}
+    slow = {
+        "loss": [LN10 - 0.02 * i for i in range(15)],
+        "val_loss": [LN10 - 0.02 * i for i in range(15)],
+    }
     report = diagnose(body(run(batch_size=3000, epochs=15), slow))
     assert top(report) == "batch_size_too_large"
     assert report.causes[0].fix.patch == {"batch_size": 32}
@@ -147,8 +162,10 @@ def test_softmax_with_from_logits_is_output_loss_mismatch() -> None:
     spec = run(loss={"name": "sparse_categorical_crossentropy", "from_logits": True})
     report = diagnose(body(spec, {"loss": plateau(1.6), "val_loss": plateau(1.6)}))
     assert top(report) == "output_loss_mismatch"
-    assert report.causes[0].fix.patch["loss"] == {"name": "sparse_categorical_crossentropy",
-                                                  "from_logits": False}
+    assert report.causes[0].fix.patch["loss"] == {
+        "name": "sparse_categorical_crossentropy",
+        "from_logits": False,
+    }
 
 
 def test_linear_output_without_logits_is_output_loss_mismatch() -> None:
@@ -169,11 +186,15 @@ def test_nan_history_alone_points_at_the_learning_rate() -> None:
 
 
 def test_every_cause_has_evidence_and_a_fix_summary() -> None:
-    spec = run(model=cnn(init={"name": "random_normal", "stddev": 1.0}, l2=0.5, hidden=2),
-               batch_size=2, optimizer={"name": "adam", "learning_rate": 0.3})
+    spec = run(
+        model=cnn(init={"name": "random_normal", "stddev": 1.0}, l2=0.5, hidden=2),
+        batch_size=2,
+        optimizer={"name": "adam", "learning_rate": 0.3},
+    )
     report = diagnose(body(spec, stuck_curve(first=50.0)))
     assert len(report.causes) >= 3
     for cause in report.causes:
         assert cause.evidence and cause.fix.summary
-    assert [c.confidence for c in report.causes] == sorted((c.confidence for c in report.causes),
-                                                           reverse=True)
+    assert [c.confidence for c in report.causes] == sorted(
+        (c.confidence for c in report.causes), reverse=True
+    )

@@ -77,7 +77,7 @@ def test_rising_val_loss_is_train_val_gap() -> None:
 
 def test_hundred_thousand_points_are_summarised() -> None:
     rng = np.random.default_rng(0)
-    loss = (0.2 + 2.0 * np.exp(-np.arange(100_000) / 8000) + rng.normal(0, 0.01, 100_000))
+    loss = 0.2 + 2.0 * np.exp(-np.arange(100_000) / 8000) + rng.normal(0, 0.01, 100_000)
     found = analyze(History.model_validate({"loss": loss.tolist()}), LN10, 10)
     assert found.epochs == 100_000
     assert found.final_loss is not None and found.final_loss < 0.3
@@ -87,8 +87,17 @@ def test_short_history_of_one_epoch_does_not_fail() -> None:
     assert symptoms({"loss": [2.3]}) <= {"stuck_at_chance"}
 
 
-@pytest.mark.parametrize(("loss", "expected"), [([2.3026] * 5, 10), ([4.6052] * 4, 100),
-                                                 ([0.6931] * 3, 2), ([1.7] * 5, None),
-                                                 ([2.3, 2.0, 1.5], None)])
-def test_classes_are_inferred_only_from_a_loss_flat_at_ln_c(loss: list, expected: int | None) -> None:
+@pytest.mark.parametrize(
+    ("loss", "expected"),
+    [
+        ([2.3026] * 5, 10),
+        ([4.6052] * 4, 100),
+        ([0.6931] * 3, 2),
+        ([1.7] * 5, None),
+        ([2.3, 2.0, 1.5], None),
+    ],
+)
+def test_classes_are_inferred_only_from_a_loss_flat_at_ln_c(
+    loss: list, expected: int | None
+) -> None:
     assert infer_classes(loss) == expected

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 import pytest
 import redis
 from fastapi.testclient import TestClient
@@ -24,8 +23,11 @@ from service.settings import Settings
 from tests.fashion import npz_bytes, sample
 from tests.workers_env import celery_worker, pool_children, redis_available, redis_url, worker_env
 
-pytestmark = [pytest.mark.integration, pytest.mark.tf,
-              pytest.mark.skipif(not redis_available(), reason="needs Redis on 127.0.0.1:6379")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.tf,
+    pytest.mark.skipif(not redis_available(), reason="needs Redis on 127.0.0.1:6379"),
+]
 
 DB = 7
 
@@ -34,11 +36,21 @@ def faulty_run(dataset_id: str, stddev: float = 1.0) -> dict[str, Any]:
     """A small CNN on 14×14 Fashion-MNIST with unscaled RandomNormal(stddev) initialization."""
     init = {"name": "random_normal", "stddev": stddev}
     layers = [
-        {"type": "conv2d", "filters": 16, "kernel_size": 3, "activation": "relu",
-         "kernel_initializer": init},
+        {
+            "type": "conv2d",
+            "filters": 16,
+            "kernel_size": 3,
+            "activation": "relu",
+            "kernel_initializer": init,
+        },
         {"type": "max_pooling2d", "pool_size": 2},
-        {"type": "conv2d", "filters": 32, "kernel_size": 3, "activation": "relu",
-         "kernel_initializer": init},
+        {
+            "type": "conv2d",
+            "filters": 32,
+            "kernel_size": 3,
+            "activation": "relu",
+            "kernel_initializer": init,
+        },
         {"type": "flatten"},
         {"type": "dense", "units": 64, "activation": "relu", "kernel_initializer": init},
         {"type": "dense", "units": 10, "activation": "softmax"},
@@ -54,8 +66,10 @@ def faulty_run(dataset_id: str, stddev: float = 1.0) -> dict[str, Any]:
     }
 
 
-STUCK = {"loss": [60.1, 2.35, 2.31, 2.303, 2.303, 2.302, 2.303, 2.303, 2.302, 2.303],
-         "accuracy": [0.1] * 10}
+STUCK = {
+    "loss": [60.1, 2.35, 2.31, 2.303, 2.303, 2.302, 2.303, 2.303, 2.302, 2.303],
+    "accuracy": [0.1] * 10,
+}
 
 
 @pytest.fixture(scope="module")
@@ -64,15 +78,22 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("stack")
     queue = f"probes-test-{uuid.uuid4().hex[:8]}"
     env = worker_env(tmp / "data", DB, queue)
-    settings = Settings(data_dir=tmp / "data", store_url=redis_url(DB), broker_url=redis_url(DB),
-                        probe_queue=queue)
-    with celery_worker(env, tmp / "worker.log") as worker, \
-            TestClient(create_app(settings)) as client:
+    settings = Settings(
+        data_dir=tmp / "data", store_url=redis_url(DB), broker_url=redis_url(DB), probe_queue=queue
+    )
+    with (
+        celery_worker(env, tmp / "worker.log") as worker,
+        TestClient(create_app(settings)) as client,
+    ):
         x, y = sample()
         upload = client.post("/v1/datasets", files={"file": ("s.npz", npz_bytes(x / 255.0, y))})
         assert upload.status_code == 201, upload.text
-        yield {"client": client, "worker": worker, "dataset": upload.json()["id"],
-               "log": tmp / "worker.log"}
+        yield {
+            "client": client,
+            "worker": worker,
+            "dataset": upload.json()["id"],
+            "log": tmp / "worker.log",
+        }
 
 
 def wait_for(client: TestClient, location: str, done: Any, timeout: float = 240) -> dict[str, Any]:
@@ -86,8 +107,11 @@ def wait_for(client: TestClient, location: str, done: Any, timeout: float = 240)
 
 
 def submit(client: TestClient, dataset: str, budget: float, seeds: int = 2) -> str:
-    body = {"run": faulty_run(dataset), "history": STUCK,
-            "probes": {"enabled": True, "budget_seconds": budget, "seeds": seeds}}
+    body = {
+        "run": faulty_run(dataset),
+        "history": STUCK,
+        "probes": {"enabled": True, "budget_seconds": budget, "seeds": seeds},
+    }
     r = client.post("/v1/diagnoses", json=body)
     assert r.status_code == 202, r.text
     assert r.json()["status"] == "queued" and r.json()["report"]["causes"]
@@ -107,8 +131,10 @@ def test_unscaled_init_is_confirmed_by_the_initializer_probe(stack: dict[str, An
     names = [p["name"] for p in report["probes"]]
     assert len(names) == len(set(names)) and "baseline" in names
     assert all(p["device"] for p in report["probes"] if p["status"] == "succeeded")
-    assert doc["progress"]["probes_done"] == doc["progress"]["probes_total"] or \
-        doc["progress"]["probes_done"] > 0
+    assert (
+        doc["progress"]["probes_done"] == doc["progress"]["probes_total"]
+        or doc["progress"]["probes_done"] > 0
+    )
 
 
 def test_delete_cancels_a_running_diagnosis_and_the_worker_serves_on(stack: dict[str, Any]) -> None:
@@ -152,8 +178,13 @@ def test_serve_alone_runs_probes_on_a_local_worker(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOSSDOCTOR_")}
     env.update(LOSSDOCTOR_DATA_DIR=str(tmp_path / "data"), TF_CPP_MIN_LOG_LEVEL="2")
     log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
@@ -164,8 +195,11 @@ def test_serve_alone_runs_probes_on_a_local_worker(tmp_path: Path) -> None:
                 time.sleep(0.2)
         x, y = sample(n=512)
         ds = httpx.post(base + "/v1/datasets", files={"file": ("s.npz", npz_bytes(x / 255.0, y))})
-        body = {"run": faulty_run(ds.json()["id"]), "history": STUCK,
-                "probes": {"enabled": True, "budget_seconds": 30, "seeds": 2}}
+        body = {
+            "run": faulty_run(ds.json()["id"]),
+            "history": STUCK,
+            "probes": {"enabled": True, "budget_seconds": 30, "seeds": 2},
+        }
         r = httpx.post(base + "/v1/diagnoses", json=body)
         assert r.status_code == 202, r.text
         deadline = time.monotonic() + 240
@@ -179,4 +213,3 @@ def test_serve_alone_runs_probes_on_a_local_worker(tmp_path: Path) -> None:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
         log.close()
-

@@ -29,16 +29,18 @@ def redis_available() -> bool:
 
 def worker_env(data_dir: Path, db: int, queue: str, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({
-        "LOSSDOCTOR_DATA_DIR": str(data_dir),
-        "LOSSDOCTOR_STORE_URL": redis_url(db),
-        "LOSSDOCTOR_BROKER_URL": redis_url(db),
-        "LOSSDOCTOR_PROBE_QUEUE": queue,
-        "LOSSDOCTOR_TASK_TIME_LIMIT": "240",
-        # Short redelivery for tests; production keeps it above the hard time limit.
-        "LOSSDOCTOR_BROKER_VISIBILITY_TIMEOUT": "300",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    })
+    env.update(
+        {
+            "LOSSDOCTOR_DATA_DIR": str(data_dir),
+            "LOSSDOCTOR_STORE_URL": redis_url(db),
+            "LOSSDOCTOR_BROKER_URL": redis_url(db),
+            "LOSSDOCTOR_PROBE_QUEUE": queue,
+            "LOSSDOCTOR_TASK_TIME_LIMIT": "240",
+            # Short redelivery for tests; production keeps it above the hard time limit.
+            "LOSSDOCTOR_BROKER_VISIBILITY_TIMEOUT": "300",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+        }
+    )
     env.update(extra)
     return env
 
@@ -47,8 +49,13 @@ def worker_env(data_dir: Path, db: int, queue: str, **extra: str) -> dict[str, s
 def celery_worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """`lossdoctor worker`, really started; stopped (and its children) on exit."""
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], env=env,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "worker"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 60
         while b"ready." not in log.read_bytes():

@@ -604,6 +604,8 @@ def kernel_size_mismatch(ctx: Context) -> Found:
         h, w = layer.spatial_in or (1, 1)
         out_h, out_w = layer.spatial_out or (0, 0)
         cover = max(k[0] / h, k[1] / w)
+        # 3×3 is the smallest kernel that sees a neighbourhood: never "too large" unless it
+        # exceeds its input. Larger ones waste the input when they cover most of it.
         if layer.kernel_exceeds_input:
             ev.append(
                 Evidence(
@@ -611,16 +613,15 @@ def kernel_size_mismatch(ctx: Context) -> Found:
                     f"layer {layer.name!r}: kernel {k[0]}×{k[1]} is larger than its {h}×{w} input",
                 )
             )
-        elif cover > 0.5 and (i == 0 or h >= 4):
+        elif max(k) >= 5 and cover > 0.5:
             ev.append(
                 Evidence(
-                    3 if i == 0 else 2,
-                    f"layer {layer.name!r}: kernel {k[0]}×{k[1]} covers {cover:.0%} of "
-                    f"its {h}×{w} input, leaving "
-                    f"{out_h}×{out_w} positions",
+                    3 + 4 * (cover - 0.5) if i == 0 else 2,
+                    f"layer {layer.name!r}: kernel {k[0]}×{k[1]} covers {cover:.0%} "
+                    f"of its {h}×{w} input, leaving {out_h}×{out_w} positions",
                 )
             )
-        elif cover > 0.3 and i == 0:
+        elif max(k) >= 5 and cover > 0.3 and i == 0:
             ev.append(
                 Evidence(1.5, f"first kernel {k[0]}×{k[1]} covers {cover:.0%} of the {h}×{w} input")
             )
@@ -779,12 +780,13 @@ def rank(ctx: Context, floor: float = 0.15) -> list[Cause]:
     causes = []
     for cause_id, detect in DETECTORS.items():
         ev, make_fix = detect(ctx)
-        if cause_id in _TRAIN_LOSS_CAUSES and ctx.trains_well and any(e.weight > 0 for e in ev):
+        if cause_id in _TRAIN_LOSS_CAUSES and ctx.health > 0 and any(e.weight > 0 for e in ev):
             ev.append(
                 Evidence(
-                    -3,
-                    f"yet the training loss reached {ctx.curve.final_loss:.3g} "
-                    "and nothing alarming shows in the curve",
+                    -4 * ctx.health,
+                    f"yet the training loss reached "
+                    f"{ctx.curve.final_loss:.3g}, and nothing "
+                    "alarming shows in the curve",
                 )
             )
         score = PRIOR + sum(e.weight for e in ev)

@@ -277,7 +277,12 @@ def _tail_shape(
     high = chance is not None and level > HIGH_LEVEL * chance
     # A steady fall (noise well under the slope) is slow progress, not a plateau, however small.
     steady = slope < 0 and noise < 0.5 * abs(slope) and abs(trend) > 0.005 * scale
-    flat = (abs(trend) < FLAT * scale or (trend < 0 and abs(trend) < noise)) and not steady
+    # No progress: the second half never beat the first half's best by a real amount, however
+    # the last quarter happens to tilt (a noisy floor wanders up and down).
+    stalled = n >= 6 and float(loss[n // 2 :].min()) > float(loss[: n // 2].min()) - FLAT * scale
+    flat = (
+        abs(trend) < FLAT * scale or (trend < 0 and abs(trend) < noise) or stalled
+    ) and not steady
 
     signs = np.sign(d[d != 0])
     flips = float(np.mean(signs[1:] != signs[:-1])) if len(signs) > 2 else 0.0

@@ -52,19 +52,21 @@ class Context:
     def severe(self) -> list[str]:
         return [s for s in SEVERE if self.curve.has(s)]
 
-    @property
-    def trains_well(self) -> bool:
-        """The training loss got low and nothing alarming happened: no train-loss fault to find."""
+    @cached_property
+    def health(self) -> float:
+        """How convincingly the run trains, 0…1: 1 at zero loss, 0 at 0.25·ln C or with a
+        severe symptom. A run that trains well refutes the causes of a high training loss."""
         c = self.curve
         if self.severe or c.level is None:
-            return False
+            return 0.0
         if self.chance is not None:
-            return c.level < HIGH_LEVEL
-        return (
+            return max(0.0, 1.0 - c.level / HIGH_LEVEL)
+        fell = (
             c.first_loss is not None
             and c.final_loss is not None
             and c.final_loss < 0.3 * c.first_loss
         )
+        return 0.5 if fell else 0.0
 
     def weighted_layers(self) -> list[LayerInfo]:
         return [layer for layer in self.arch.layers if layer.weighted] if self.arch else []
