@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+from celery.exceptions import SoftTimeLimitExceeded
+
 from service.analysis.patch import apply
 from service.analysis.probes import Outcome, Probe, combined_patch, judge, plan, reproduced, revise
 from service.analysis.report import build_context
@@ -151,9 +154,12 @@ def run_diagnosis(
         report = _probe(session, Report.model_validate(doc["report"]))
     except Canceled:
         return
-    except (ValueError, ArithmeticError, MemoryError) as exc:  # poison input, not a worker bug
-        log.warning("diagnosis %s failed: %s", diagnosis_id, exc)
-        fail(store, diagnosis_id, f"a probe failed: {exc}")
+    except SoftTimeLimitExceeded:
+        raise
+    except Exception as exc:
+        # Poison input (NaN data, shapes TF refuses…) fails this diagnosis, not the worker.
+        log.exception("diagnosis %s failed", diagnosis_id)
+        fail(store, diagnosis_id, f"a probe failed: {type(exc).__name__}: {exc}"[:1000])
         return
     store.update_diagnosis(
         diagnosis_id,
@@ -185,6 +191,13 @@ def _session(
         if blob is None:
             raise ValueError(f"dataset {dataset_id!r} is gone")
         x, y = load_sample(blob, settings.max_dataset_examples, settings.max_dataset_unpacked_bytes)
+        if list(x.shape[1:]) != list(run.model.input_shape):
+            raise ValueError(
+                f"the sample's examples have shape {list(x.shape[1:])} but the "
+                f"model takes {list(run.model.input_shape)}"
+            )
+        if not np.isfinite(x).all():
+            raise ValueError("the sample holds NaN or Inf inputs: training on it is meaningless")
         data = from_sample(x, y, cap=settings.probe_max_examples)
     else:
         lo = run.data.input_min if run.data and run.data.input_min is not None else 0.0
