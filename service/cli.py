@@ -53,6 +53,17 @@ def _worker(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def _keys_create(args: argparse.Namespace) -> int:
+    from service.auth import add_key
+
+    settings = Settings()
+    key = add_key(settings.keys_path, args.tenant)
+    print(key)
+    print(f"(stored as a SHA-256 hash in {settings.keys_path}; this is the only time the key "
+          "is shown)", file=sys.stderr)
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -60,6 +71,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = Settings(**overrides)
+    try:
+        settings.check_exposure()
+    except ValueError as exc:
+        print(f"lossdoctor: {exc}", file=sys.stderr)
+        return 2
     local = None
     if not settings.broker_url and settings.local_worker:
         if importlib.util.find_spec("tensorflow") is None:
@@ -95,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         "--queues", default=None, help='default: the probe queue, plus "gpu" when a GPU is visible'
     )
     worker.set_defaults(func=_worker)
+    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys", required=True)
+    create = keys.add_parser("create", help="create a key for a tenant and print it once")
+    create.add_argument("--tenant", required=True)
+    create.set_defaults(func=_keys_create)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -6,7 +6,7 @@ one place.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -21,6 +21,8 @@ class LossDoctorError(Exception):
 
     status = 400
     title = "Bad request"
+
+    headers: ClassVar[dict[str, str]] = {}
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
@@ -49,6 +51,22 @@ class InvalidDataset(LossDoctorError):
     title = "Invalid dataset"
 
 
+class Unauthorized(LossDoctorError):
+    """No API key, or one this service does not know (401)."""
+
+    status = 401
+    title = "Unauthorized"
+    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": 'Bearer realm="lossdoctor"'}
+
+
+class TooManyRequests(LossDoctorError):
+    """The tenant already has its limit of queued or running diagnoses (429)."""
+
+    status = 429
+    title = "Too many requests"
+    headers: ClassVar[dict[str, str]] = {"Retry-After": "30"}
+
+
 class NotFound(LossDoctorError):
     """No such resource (404)."""
 
@@ -70,14 +88,16 @@ class ServiceUnavailable(LossDoctorError):
     title = "Service unavailable"
 
 
-def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+def problem(
+    status: int, title: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
 async def _domain(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, LossDoctorError)
-    return problem(exc.status, exc.title, exc.detail, **exc.extra)
+    return problem(exc.status, exc.title, exc.detail, exc.headers, **exc.extra)
 
 
 def _field_errors(errors: Any) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from service.errors import ServiceUnavailable
+from service.logging import current_request_id
 from service.settings import Settings
 
 if TYPE_CHECKING:
@@ -27,13 +28,17 @@ class ProbeQueue:
 
         return make_app(self.settings)
 
-    def enqueue(self, diagnosis_id: str) -> None:
+    def enqueue(self, diagnosis_id: str, request_id: str | None = None) -> None:
+        """`request_id` (default: the current request's) travels as a message header, so the
+        worker's log lines carry the id of the HTTP request that queued the probes."""
+        request_id = request_id or current_request_id()
         try:
             self.app.send_task(
                 RUN_PROBES,
                 args=[diagnosis_id],
                 task_id=task_id(diagnosis_id),
                 queue=self.settings.probe_queue,
+                headers={"request_id": request_id} if request_id else None,
                 retry=True,
                 retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5},
             )

@@ -48,6 +48,45 @@ class Settings(BaseSettings):
         default=True, description="`lossdoctor serve` without a broker starts a local worker."
     )
     page_size_max: int = Field(default=100, ge=1)
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="json: one JSON object per log line (containers)."
+    )
+    log_level: str = Field(default="INFO", description="Root log level of API and workers.")
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Prometheus port of a probe worker's child process; unset: no server.",
+    )
+    api_keys: dict[str, str] = Field(
+        default_factory=dict,
+        description='SHA-256 hex of each API key → tenant, as JSON: {"<sha256>": "team-a"}.',
+    )
+    api_keys_file: Path | None = Field(
+        default=None,
+        description="JSON {sha256: tenant} written by `lossdoctor keys create`; "
+        "default: <data_dir>/api_keys.json.",
+    )
+    max_active_per_tenant: int = Field(
+        default=8, ge=1, description="Queued or running diagnoses per tenant; above: 429."
+    )
+
+    @property
+    def keys_path(self) -> Path:
+        return self.api_keys_file or self.data_dir / "api_keys.json"
+
+    def has_keys(self) -> bool:
+        path = self.keys_path
+        return bool(self.api_keys) or (path.exists() and path.read_text().strip() not in ("", "{}"))
+
+    def check_exposure(self) -> None:
+        """Auth may be off only on loopback: refuse to serve elsewhere without keys."""
+        if self.host not in ("127.0.0.1", "localhost", "::1") and not self.has_keys():
+            raise ValueError(
+                f"refusing to listen on {self.host} without API keys: create one with "
+                "`lossdoctor keys create --tenant NAME` or set LOSSDOCTOR_API_KEYS, "
+                "or bind to 127.0.0.1"
+            )
 
     @model_validator(mode="after")
     def _redis_in_production(self) -> Settings:

@@ -6,6 +6,7 @@ import base64
 from typing import Any, Protocol
 
 Doc = dict[str, Any]
+IDEMPOTENCY_TTL = 24 * 3600  # seconds an Idempotency-Key is remembered
 
 
 class Store(Protocol):
@@ -19,8 +20,13 @@ class Store(Protocol):
 
     def get_request(self, diagnosis_id: str) -> Doc | None: ...
 
-    def list_diagnoses(self, limit: int, cursor: str | None) -> tuple[list[Doc], str | None]:
-        """Newest first; `cursor` is what the previous page returned."""
+    def list_diagnoses(
+        self, tenant: str, limit: int, cursor: str | None
+    ) -> tuple[list[Doc], str | None]:
+        """The tenant's diagnoses, newest first; `cursor` is what the previous page returned."""
+
+    def count_active(self, tenant: str) -> int:
+        """The tenant's queued or running diagnoses."""
 
     def update_diagnosis(self, diagnosis_id: str, changes: Doc) -> Doc | None:
         """Set top-level fields of a diagnosis; None when it does not exist."""
@@ -32,6 +38,13 @@ class Store(Protocol):
 
     def probe_results(self, diagnosis_id: str) -> dict[str, Doc]: ...
 
+    def claim_idempotency(self, scope: str, body_hash: str) -> tuple[str, str | None]:
+        """Atomically claim an Idempotency-Key: ("new", None) for the first request; else
+        ("same" | "different", resource id, or None while the first is still in flight)."""
+
+    def settle_idempotency(self, scope: str, resource_id: str | None) -> None:
+        """Record the resource a claimed key created, or forget the key (None) on failure."""
+
     def put_dataset(self, meta: Doc, blob: bytes) -> None: ...
 
     def get_dataset(self, dataset_id: str) -> Doc | None: ...
@@ -39,6 +52,10 @@ class Store(Protocol):
     def get_dataset_blob(self, dataset_id: str) -> bytes | None: ...
 
     def delete_dataset(self, dataset_id: str) -> bool: ...
+
+
+def is_active(doc: Doc) -> bool:
+    return doc.get("status") in ("queued", "running")
 
 
 def encode_cursor(position: int | float, item_id: str) -> str:

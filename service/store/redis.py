@@ -10,10 +10,17 @@ from typing import Any, TypeVar
 import redis
 
 from service.errors import InvalidRunSpec, ServiceUnavailable
-from service.store.base import Doc, decode_cursor, encode_cursor
+from service.store.base import IDEMPOTENCY_TTL, Doc, decode_cursor, encode_cursor, is_active
 
 F = TypeVar("F", bound=Callable[..., Any])
-_INDEX = "ld:diagnoses"
+
+
+def _index(tenant: str) -> str:
+    return f"ld:diagnoses:{tenant}"
+
+
+def _active(tenant: str) -> str:
+    return f"ld:active:{tenant}"
 
 
 def _available(method: F) -> F:
@@ -41,12 +48,19 @@ class RedisStore:
 
     @_available
     def create_diagnosis(self, doc: Doc, request_json: str) -> None:
+        tenant = doc["_tenant"]
         pipe = self.r.pipeline(transaction=True)
         pipe.set(f"ld:diag:{doc['id']}", json.dumps(doc))
         pipe.set(f"ld:req:{doc['id']}", request_json)
         # A sequence number, not a clock: page boundaries need unique, ordered scores.
-        pipe.zadd(_INDEX, {doc["id"]: self.r.incr("ld:seq")})
+        pipe.zadd(_index(tenant), {doc["id"]: self.r.incr("ld:seq")})
+        if is_active(doc):
+            pipe.sadd(_active(tenant), doc["id"])
         pipe.execute()
+
+    @_available
+    def count_active(self, tenant: str) -> int:
+        return int(self.r.scard(_active(tenant)))  # type: ignore[arg-type]
 
     @_available
     def get_diagnosis(self, diagnosis_id: str) -> Doc | None:
@@ -59,7 +73,9 @@ class RedisStore:
         return json.loads(raw) if raw else None  # type: ignore[arg-type]
 
     @_available
-    def list_diagnoses(self, limit: int, cursor: str | None) -> tuple[list[Doc], str | None]:
+    def list_diagnoses(
+        self, tenant: str, limit: int, cursor: str | None
+    ) -> tuple[list[Doc], str | None]:
         high = "+inf"
         if cursor:
             try:
@@ -68,7 +84,7 @@ class RedisStore:
                 raise InvalidRunSpec("the cursor is not one this service returned") from exc
             high = f"({int(seq)}"  # exclusive: scores are unique sequence numbers
         rows: list[tuple[bytes, float]] = self.r.zrevrangebyscore(  # type: ignore[assignment]
-            _INDEX, high, "-inf", start=0, num=limit + 1, withscores=True
+            _index(tenant), high, "-inf", start=0, num=limit + 1, withscores=True
         )
         more, rows = len(rows) > limit, rows[:limit]
         raws: list[bytes | None] = (
@@ -98,6 +114,8 @@ class RedisStore:
                     doc = json.loads(raw) | changes  # type: ignore[arg-type]
                     pipe.multi()
                     pipe.set(key, json.dumps(doc))
+                    if not is_active(doc):
+                        pipe.srem(_active(doc["_tenant"]), diagnosis_id)
                     pipe.execute()
                     return doc  # type: ignore[no-any-return]
                 except redis.WatchError:
@@ -105,13 +123,41 @@ class RedisStore:
 
     @_available
     def delete_diagnosis(self, diagnosis_id: str) -> bool:
+        doc = self.get_diagnosis(diagnosis_id)
+        if doc is None:
+            return False
         pipe = self.r.pipeline(transaction=True)
         pipe.delete(
             f"ld:diag:{diagnosis_id}", f"ld:req:{diagnosis_id}", f"ld:probes:{diagnosis_id}"
         )
-        pipe.zrem(_INDEX, diagnosis_id)
-        deleted, _ = pipe.execute()
+        pipe.zrem(_index(doc["_tenant"]), diagnosis_id)
+        pipe.srem(_active(doc["_tenant"]), diagnosis_id)
+        deleted = pipe.execute()[0]
         return bool(deleted)
+
+    @_available
+    def claim_idempotency(self, scope: str, body_hash: str) -> tuple[str, str | None]:
+        key = f"ld:idem:{scope}"
+        if self.r.set(
+            key, json.dumps({"hash": body_hash, "id": None}), nx=True, ex=IDEMPOTENCY_TTL
+        ):
+            return "new", None
+        raw = self.r.get(key)
+        if raw is None:
+            return "new", None
+        held = json.loads(raw)  # type: ignore[arg-type]
+        return ("same" if held["hash"] == body_hash else "different"), held["id"]
+
+    @_available
+    def settle_idempotency(self, scope: str, resource_id: str | None) -> None:
+        key = f"ld:idem:{scope}"
+        if resource_id is None:
+            self.r.delete(key)
+            return
+        raw = self.r.get(key)
+        if raw is not None:
+            held = json.loads(raw) | {"id": resource_id}  # type: ignore[arg-type]
+            self.r.set(key, json.dumps(held), keepttl=True)
 
     @_available
     def add_probe_result(self, diagnosis_id: str, key: str, result: Doc) -> bool:

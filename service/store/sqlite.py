@@ -9,12 +9,16 @@ import time
 from pathlib import Path
 
 from service.errors import InvalidRunSpec
-from service.store.base import Doc, decode_cursor, encode_cursor
+from service.store.base import IDEMPOTENCY_TTL, Doc, decode_cursor, encode_cursor, is_active
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS diagnoses (
-    id TEXT PRIMARY KEY, seq REAL NOT NULL, doc TEXT NOT NULL, request TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS diagnoses_seq ON diagnoses (seq);
+    id TEXT PRIMARY KEY, tenant TEXT NOT NULL, seq REAL NOT NULL, active INTEGER NOT NULL,
+    doc TEXT NOT NULL, request TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS diagnoses_tenant_seq ON diagnoses (tenant, seq);
+CREATE INDEX IF NOT EXISTS diagnoses_tenant_active ON diagnoses (tenant, active);
+CREATE TABLE IF NOT EXISTS idempotency (
+    scope TEXT PRIMARY KEY, body_hash TEXT NOT NULL, resource_id TEXT, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS probe_results (
     diagnosis_id TEXT NOT NULL, key TEXT NOT NULL, result TEXT NOT NULL,
     PRIMARY KEY (diagnosis_id, key));
@@ -47,9 +51,18 @@ class SQLiteStore:
 
     def create_diagnosis(self, doc: Doc, request_json: str) -> None:
         self._db().execute(
-            "INSERT INTO diagnoses (id, seq, doc, request) VALUES (?, ?, ?, ?)",
-            (doc["id"], time.time(), json.dumps(doc), request_json),
+            "INSERT INTO diagnoses (id, tenant, seq, active, doc, request) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (doc["id"], doc["_tenant"], time.time(), is_active(doc), json.dumps(doc), request_json),
         )
+
+    def count_active(self, tenant: str) -> int:
+        row = (
+            self._db()
+            .execute("SELECT COUNT(*) FROM diagnoses WHERE tenant = ? AND active = 1", (tenant,))
+            .fetchone()
+        )
+        return int(row[0])
 
     def get_diagnosis(self, diagnosis_id: str) -> Doc | None:
         row = (
@@ -65,30 +78,26 @@ class SQLiteStore:
         )
         return json.loads(row[0]) if row else None
 
-    def list_diagnoses(self, limit: int, cursor: str | None) -> tuple[list[Doc], str | None]:
+    def list_diagnoses(
+        self, tenant: str, limit: int, cursor: str | None
+    ) -> tuple[list[Doc], str | None]:
+        # `where` is one of two fixed strings; every value goes in as a parameter.
+        where, args = "tenant = ?", list[object]([tenant])
         if cursor:
             try:
                 seq, after_id = decode_cursor(cursor)
             except ValueError as exc:
                 raise InvalidRunSpec("the cursor is not one this service returned") from exc
-            rows = (
-                self._db()
-                .execute(
-                    "SELECT id, seq, doc FROM diagnoses WHERE (seq, id) < (?, ?) "
-                    "ORDER BY seq DESC, id DESC LIMIT ?",
-                    (seq, after_id, limit + 1),
-                )
-                .fetchall()
+            where, args = "tenant = ? AND (seq, id) < (?, ?)", [tenant, seq, after_id]
+        rows = (
+            self._db()
+            .execute(
+                f"SELECT id, seq, doc FROM diagnoses WHERE {where} "
+                "ORDER BY seq DESC, id DESC LIMIT ?",
+                (*args, limit + 1),
             )
-        else:
-            rows = (
-                self._db()
-                .execute(
-                    "SELECT id, seq, doc FROM diagnoses ORDER BY seq DESC, id DESC LIMIT ?",
-                    (limit + 1,),
-                )
-                .fetchall()
-            )
+            .fetchall()
+        )
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1][1], rows[-1][0]) if more and rows else None
@@ -104,7 +113,10 @@ class SQLiteStore:
                 db.execute("ROLLBACK")
                 return None
             doc = json.loads(row[0]) | changes
-            db.execute("UPDATE diagnoses SET doc = ? WHERE id = ?", (json.dumps(doc), diagnosis_id))
+            db.execute(
+                "UPDATE diagnoses SET doc = ?, active = ? WHERE id = ?",
+                (json.dumps(doc), is_active(doc), diagnosis_id),
+            )
             db.execute("COMMIT")
             return doc
         except BaseException:
@@ -132,6 +144,30 @@ class SQLiteStore:
             .fetchall()
         )
         return {k: json.loads(r) for k, r in rows}
+
+    def claim_idempotency(self, scope: str, body_hash: str) -> tuple[str, str | None]:
+        db = self._db()
+        db.execute("DELETE FROM idempotency WHERE created < ?", (time.time() - IDEMPOTENCY_TTL,))
+        inserted = db.execute(
+            "INSERT OR IGNORE INTO idempotency (scope, body_hash, created) VALUES (?, ?, ?)",
+            (scope, body_hash, time.time()),
+        ).rowcount
+        if inserted:
+            return "new", None
+        row = db.execute(
+            "SELECT body_hash, resource_id FROM idempotency WHERE scope = ?", (scope,)
+        ).fetchone()
+        if row is None:  # expired between the two statements
+            return "new", None
+        return ("same" if row[0] == body_hash else "different"), row[1]
+
+    def settle_idempotency(self, scope: str, resource_id: str | None) -> None:
+        if resource_id is None:
+            self._db().execute("DELETE FROM idempotency WHERE scope = ?", (scope,))
+        else:
+            self._db().execute(
+                "UPDATE idempotency SET resource_id = ? WHERE scope = ?", (resource_id, scope)
+            )
 
     def put_dataset(self, meta: Doc, blob: bytes) -> None:
         target = self.blob_dir / f"{meta['id']}.npz"
