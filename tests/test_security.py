@@ -162,3 +162,54 @@ def test_keys_create_prints_a_working_key_once(tmp_path: Path) -> None:
         headers = {"Authorization": f"Bearer {key}"}
         assert client.post("/v1/diagnoses", json=body(), headers=headers).status_code == 201
         assert client.post("/v1/diagnoses", json=body()).status_code == 401
+
+
+def _npz(compressed: bool = False, **arrays: object) -> bytes:
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    (np.savez_compressed if compressed else np.savez)(buf, **arrays)  # type: ignore[arg-type]
+    return buf.getvalue()
+
+
+def test_zip_bomb_npz_is_refused_before_inflating(tmp_path: Path) -> None:
+    import numpy as np
+
+    settings = Settings(data_dir=tmp_path, max_dataset_unpacked_bytes=1_000_000)
+    blob = _npz(True, x=np.zeros((5000, 28, 28, 1), np.float32), y=np.zeros(5000, np.int64))
+    assert len(blob) < 200_000  # ~16 MB of zeros, compressed
+    with TestClient(create_app(settings)) as client:
+        r = client.post("/v1/datasets", files={"file": ("bomb.npz", blob)})
+        assert r.status_code == 413 and "unpacks" in r.json()["detail"]
+
+
+def test_nan_filled_inputs_become_a_failed_data_check(client: TestClient) -> None:
+    import numpy as np
+
+    x = np.full((16, 8, 8, 1), np.nan, np.float32)
+    ds = client.post("/v1/datasets", files={"file": ("s.npz", _npz(x=x, y=np.arange(16) % 4))})
+    assert ds.status_code == 201 and ds.json()["stats"]["nan_count"] == 16 * 64
+    spec = {"data": {"dataset_id": ds.json()["id"]}}
+    report = client.post("/v1/diagnoses", json=body(spec)).json()["report"]
+    checks = {c["id"]: c["status"] for c in report["data_checks"]}
+    assert checks["non_finite_inputs"] == "fail"
+
+
+@pytest.mark.parametrize("mutate", ["huge_filters", "deep_nesting"])
+def test_keras_json_attacks_are_422_before_anything_is_built(
+    client: TestClient, mutate: str
+) -> None:
+    doc = json.loads((Path(__file__).parent / "fixtures/keras/seed_cnn.json").read_text())
+    conv = next(layer for layer in doc["config"]["layers"] if layer["class_name"] == "Conv2D")
+    if mutate == "huge_filters":
+        conv["config"]["filters"] = 10**9
+    else:
+        nested: dict[str, object] = {}
+        for _ in range(500):
+            nested = {"a": nested}
+        conv["config"]["kernel_initializer"] = nested
+    r = client.post("/v1/diagnoses", json={"run": {"model": {"keras_json": json.dumps(doc)}},
+                                           "history": {"loss": [2.3, 2.2]}})
+    assert r.status_code == 422, r.text
