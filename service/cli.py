@@ -59,8 +59,11 @@ def _keys_create(args: argparse.Namespace) -> int:
     settings = Settings()
     key = add_key(settings.keys_path, args.tenant)
     print(key)
-    print(f"(stored as a SHA-256 hash in {settings.keys_path}; this is the only time the key "
-          "is shown)", file=sys.stderr)
+    print(
+        f"(stored as a SHA-256 hash in {settings.keys_path}; this is the only time the key "
+        "is shown)",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -115,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     create = keys.add_parser("create", help="create a key for a tenant and print it once")
     create.add_argument("--tenant", required=True)
     create.set_defaults(func=_keys_create)
+    # The client's commands (diagnose, status, report) live with the client package.
+    from lossdoctor_client.cli import add_subcommands
+
+    add_subcommands(sub)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

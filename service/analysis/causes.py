@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import get_args
 
 from service.analysis import fixes
 from service.analysis.curves import HIGH_LEVEL
@@ -14,19 +15,7 @@ from service.schemas.report import Cause, CauseId, Fix
 # Every cause starts unlikely (≈8%); only evidence makes it credible.
 PRIOR = -2.5
 # Causes that keep the *training* loss high: a run that trains well refutes them.
-_TRAIN_LOSS_CAUSES = {
-    "learning_rate_too_high",
-    "learning_rate_too_low",
-    "missing_lr_decay",
-    "poor_weight_initialization",
-    "unnormalized_inputs",
-    "noisy_labels",
-    "excessive_regularization",
-    "insufficient_capacity",
-    "batch_size_too_small",
-    "batch_size_too_large",
-    "kernel_size_mismatch",
-}
+_TRAIN_LOSS_CAUSES = set(get_args(CauseId)) - {"overfitting", "output_loss_mismatch"}
 _ADAPTIVE = {"adam", "adamw", "nadam", "adamax", "rmsprop", "lamb", "lion", "adafactor"}
 
 
@@ -242,20 +231,7 @@ def _reinit_fix(ctx: Context, culprits: list[str]) -> Fix:
             summary="Use He initialization for ReLU layers, Glorot for tanh/sigmoid", patch={}
         )
     acts = {layer.name: layer.activation for layer in ctx.weighted_layers()}
-    bad = set(culprits)
-
-    def edit(_: fixes.Layer, name: str, __: bool) -> dict[str, object]:
-        if name in bad:
-            return {"kernel_initializer": fixes.initializer_for(acts.get(name))}
-        return {}
-
-    return fixes.model_patch(
-        ctx.run,
-        ctx.layer_names,
-        "Re-initialise " + ", ".join(sorted(bad)[:4]) + " with He (ReLU) / Glorot (tanh, "
-        "sigmoid) / LeCun (SELU) scaling",
-        edit,
-    )
+    return fixes.reinitialize(ctx.run, ctx.layer_names, acts, only=set(culprits))
 
 
 def unnormalized_inputs(ctx: Context) -> Found:
@@ -428,29 +404,11 @@ def excessive_regularization(ctx: Context) -> Found:
 
 
 def _relax_fix(ctx: Context) -> Fix:
-    if ctx.run.model is None or ctx.run.model.layers is None:
-        return Fix(summary="Divide the L2/L1 coefficients by 100 and keep dropout ≤ 0.3", patch={})
-
-    def edit(layer: fixes.Layer, _: str, __: bool) -> dict[str, object]:
-        out: dict[str, object] = {}
-        for key in (
-            "kernel_regularizer",
-            "depthwise_regularizer",
-            "pointwise_regularizer",
-            "bias_regularizer",
-        ):
-            reg = getattr(layer, key)
-            if reg is not None and (reg.l1 or reg.l2):
-                out[key] = {"l1": reg.l1 / 100, "l2": reg.l2 / 100}
-        if layer.type in ("dropout", "spatial_dropout2d") and (layer.rate or 0) > 0.3:
-            out["rate"] = 0.3
-        return out
-
-    return fixes.model_patch(
-        ctx.run,
-        ctx.layer_names,
-        "Divide the L2/L1 coefficients by 100 and keep dropout ≤ 0.3",
-        edit,
+    fix = None
+    if ctx.run.model is not None and ctx.run.model.layers is not None:
+        fix = fixes.relax_regularization(ctx.run, ctx.layer_names, 100)
+    return fix or Fix(
+        summary="Divide the L2/L1 coefficients by 100 and keep dropout ≤ 0.3", patch={}
     )
 
 
@@ -494,23 +452,7 @@ def insufficient_capacity(ctx: Context) -> Found:
 def _widen_fix(ctx: Context) -> Fix:
     if ctx.run.model is None or ctx.run.model.layers is None:
         return Fix(summary="Double the width (filters and units) of the hidden layers", patch={})
-    floor = 2 * (ctx.num_classes or 8)
-
-    def edit(layer: fixes.Layer, _: str, is_output: bool) -> dict[str, object]:
-        if is_output:
-            return {}
-        if layer.filters is not None:
-            return {"filters": max(2 * layer.filters, floor)}
-        if layer.units is not None and layer.type == "dense":
-            return {"units": max(2 * layer.units, floor)}
-        return {}
-
-    return fixes.model_patch(
-        ctx.run,
-        ctx.layer_names,
-        f"Double the width of the hidden layers (at least {floor} channels/units each)",
-        edit,
-    )
+    return fixes.widen(ctx.run, ctx.layer_names, 2, floor=2 * (ctx.num_classes or 8))
 
 
 def overfitting(ctx: Context) -> Found:

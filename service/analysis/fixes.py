@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -117,3 +118,76 @@ def is_weighted(layer: Layer) -> bool:
 
 def _round(value: float) -> float:
     return float(f"{value:.2g}")
+
+
+_REGULARIZERS = (
+    "kernel_regularizer",
+    "depthwise_regularizer",
+    "pointwise_regularizer",
+    "bias_regularizer",
+)
+
+
+def relax_regularization(run: RunSpec, names: list[str], factor: float) -> Fix | None:
+    """L1/L2 divided by `factor` (removed when infinite) and dropout capped; None: none to relax."""
+    found = False
+
+    def edit(layer: Layer, _: str, __: bool) -> dict[str, Any]:
+        nonlocal found
+        out: dict[str, Any] = {}
+        for key in _REGULARIZERS:
+            reg = getattr(layer, key)
+            if reg is not None and (reg.l1 or reg.l2):
+                found = True
+                out[key] = (
+                    None if math.isinf(factor) else {"l1": reg.l1 / factor, "l2": reg.l2 / factor}
+                )
+        if layer.type in ("dropout", "spatial_dropout2d") and (layer.rate or 0) > 0.3:
+            found = True
+            out["rate"] = 0.0 if math.isinf(factor) else 0.3
+        return out
+
+    what = (
+        "Remove L1/L2 and dropout"
+        if math.isinf(factor)
+        else f"Divide the L2/L1 coefficients by {factor:g} and keep dropout ≤ 0.3"
+    )
+    fix = model_patch(run, names, what, edit)
+    return fix if found else None
+
+
+def widen(run: RunSpec, names: list[str], factor: int, floor: int = 1) -> Fix:
+    """Hidden layers' filters/units × `factor` (and at least `floor`); the output stays."""
+
+    def edit(layer: Layer, _: str, is_output: bool) -> dict[str, Any]:
+        if is_output:
+            return {}
+        if layer.filters is not None:
+            return {"filters": max(factor * layer.filters, floor)}
+        if layer.units is not None and layer.type == "dense":
+            return {"units": max(factor * layer.units, floor)}
+        return {}
+
+    at_least = f" (at least {floor} channels/units each)" if floor > 1 else ""
+    return model_patch(
+        run, names, f"Multiply the width of the hidden layers by {factor}" + at_least, edit
+    )
+
+
+def reinitialize(
+    run: RunSpec, names: list[str], activations: dict[str, str | None], only: set[str] | None = None
+) -> Fix:
+    """Weighted layers (all, or `only` these) get the initializer their activation calls for."""
+
+    def edit(_: Layer, name: str, __: bool) -> dict[str, Any]:
+        if name in activations and (only is None or name in only):
+            return {"kernel_initializer": initializer_for(activations[name])}
+        return {}
+
+    which = ", ".join(sorted(only)[:4]) if only else "every weighted layer"
+    return model_patch(
+        run,
+        names,
+        f"Re-initialise {which} with He (ReLU) / Glorot (tanh, sigmoid) / LeCun (SELU) scaling",
+        edit,
+    )

@@ -81,18 +81,24 @@ def plan(ctx: Context, static: Report) -> list[Probe]:
     if ctx.arch is not None and run.model is not None:
         by_cause = {c.id: c for c in static.causes}
         init = by_cause.get("poor_weight_initialization")
-        patch = init.fix.patch if init and init.fix.patch else _reinit_all(ctx)
+        acts = {layer.name: layer.activation for layer in ctx.weighted_layers()}
+        patch = (
+            init.fix.patch
+            if init and init.fix.patch
+            else fixes.reinitialize(run, ctx.layer_names, acts).patch
+        )
         if patch:
             probes.append(Probe("initializer_by_activation", "poor_weight_initialization", patch))
-        relax = _relax(ctx, 100.0)
-        if relax:
-            probes.append(Probe("regularization_div100", "excessive_regularization", relax))
-            probes.append(
-                Probe("regularization_removed", "excessive_regularization", _relax(ctx, math.inf))
-            )
+        names = ctx.layer_names
+        for label, factor in (("div100", 100.0), ("removed", math.inf)):
+            relax = fixes.relax_regularization(run, names, factor)
+            if relax is not None:
+                probes.append(
+                    Probe(f"regularization_{label}", "excessive_regularization", relax.patch)
+                )
         probes += [
-            Probe("width_x2", "insufficient_capacity", _widen(ctx, 2)),
-            Probe("width_x4", "insufficient_capacity", _widen(ctx, 4)),
+            Probe(f"width_x{k}", "insufficient_capacity", fixes.widen(run, names, k).patch)
+            for k in (2, 4)
         ]
         for cause_id in ("kernel_size_mismatch", "output_loss_mismatch"):
             cause = by_cause.get(cause_id)
@@ -125,61 +131,6 @@ def plan(ctx: Context, static: Report) -> list[Probe]:
         Probe("batch_div4", "batch_size_too_large", {"batch_size": max(1, b // 4)}),
     ]
     return probes
-
-
-def _reinit_all(ctx: Context) -> dict[str, Any]:
-    if ctx.run.model is None or ctx.run.model.layers is None:
-        return {}
-    acts = {layer.name: layer.activation for layer in ctx.weighted_layers()}
-
-    def edit(layer: fixes.Layer, name: str, _: bool) -> dict[str, object]:
-        if name in acts:
-            return {"kernel_initializer": fixes.initializer_for(acts[name])}
-        return {}
-
-    return fixes.model_patch(ctx.run, ctx.layer_names, "", edit).patch
-
-
-def _relax(ctx: Context, factor: float) -> dict[str, Any]:
-    if ctx.run.model is None or ctx.run.model.layers is None:
-        return {}
-    found = False
-
-    def edit(layer: fixes.Layer, _: str, __: bool) -> dict[str, object]:
-        nonlocal found
-        out: dict[str, object] = {}
-        for key in (
-            "kernel_regularizer",
-            "depthwise_regularizer",
-            "pointwise_regularizer",
-            "bias_regularizer",
-        ):
-            reg = getattr(layer, key)
-            if reg is not None and (reg.l1 or reg.l2):
-                found = True
-                out[key] = (
-                    None if math.isinf(factor) else {"l1": reg.l1 / factor, "l2": reg.l2 / factor}
-                )
-        if layer.type in ("dropout", "spatial_dropout2d") and (layer.rate or 0) > 0.3:
-            found = True
-            out["rate"] = 0.0 if math.isinf(factor) else 0.3
-        return out
-
-    patch = fixes.model_patch(ctx.run, ctx.layer_names, "", edit).patch
-    return patch if found else {}
-
-
-def _widen(ctx: Context, factor: int) -> dict[str, Any]:
-    def edit(layer: fixes.Layer, _: str, is_output: bool) -> dict[str, object]:
-        if is_output:
-            return {}
-        if layer.filters is not None:
-            return {"filters": layer.filters * factor}
-        if layer.units is not None and layer.type == "dense":
-            return {"units": layer.units * factor}
-        return {}
-
-    return fixes.model_patch(ctx.run, ctx.layer_names, "", edit).patch
 
 
 # ------------------------------------------------------------------------------ verdicts

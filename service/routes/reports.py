@@ -252,7 +252,7 @@ def render_report_html(doc: dict[str, Any], request: dict[str, Any]) -> str:
         probe = cause.get("probe")
         if probe:
             out.append(
-                f"<p class=\"muted\">probe {_e(probe.get('name'))}: baseline "
+                f'<p class="muted">probe {_e(probe.get("name"))}: baseline '
                 f"{_num(probe.get('baseline_loss'))} → {_num(probe.get('probe_loss'))} "
                 f"(improvement {_num(probe.get('improvement'))}, spread "
                 f"{_num(probe.get('spread'))}, {_e(probe.get('seeds'))} seeds, "
@@ -275,7 +275,7 @@ def render_report_html(doc: dict[str, Any], request: dict[str, Any]) -> str:
     checks = report.get("data_checks") or []
     if checks:
         rows = "".join(
-            f"<tr><td>{_e(c.get('id'))}</td><td class=\"{_e(c.get('status'))}\">"
+            f'<tr><td>{_e(c.get("id"))}</td><td class="{_e(c.get("status"))}">'
             f"{_e(c.get('status'))}</td><td>{_e(c.get('detail'))}</td></tr>"
             for c in checks
         )

@@ -1,0 +1,110 @@
+"""Probe plans and verdicts (pure logic), and RFC 7396 merge patches."""
+
+from __future__ import annotations
+
+import math
+
+from service.analysis.patch import apply, merge
+from service.analysis.probes import Outcome, Probe, combined_patch, judge, plan, revise
+from service.analysis.report import build_context, static_report
+from service.schemas.diagnosis import DiagnosisRequest
+from tests.runs import LN10, body, cnn, run, stuck_curve
+
+
+def outcome(name: str, losses: list[float | None], tests: str = "x") -> Outcome:
+    return Outcome(Probe(name, tests, {"name": name}), losses)
+
+
+def test_merge_patch_follows_rfc_7396() -> None:
+    target = {"a": "b", "c": {"d": "e", "f": "g"}}
+    assert apply(target, {"a": "z", "c": {"f": None}}) == {"a": "z", "c": {"d": "e"}}
+    assert apply({"a": [1, 2]}, {"a": [3]}) == {"a": [3]}  # arrays are replaced whole
+    assert target == {"a": "b", "c": {"d": "e", "f": "g"}}  # not modified
+    assert merge({"optimizer": {"learning_rate": 0.1}}, {"optimizer": {"momentum": 0.9}}) == {
+        "optimizer": {"learning_rate": 0.1, "momentum": 0.9}
+    }
+
+
+def test_improvement_beyond_noise_and_near_the_best_is_confirmed() -> None:
+    baseline = outcome("baseline", [2.30, 2.31])
+    good = outcome("he", [0.60, 0.64])
+    j = judge(baseline, good, LN10, best=0.62)
+    assert j.confirmed and not j.refuted and math.isclose(j.improvement or 0, 1.685)
+
+
+def test_improvement_within_seed_noise_is_not_confirmed() -> None:
+    baseline = outcome("baseline", [1.0, 1.6])
+    noisy = outcome("lr", [0.9, 1.3])
+    assert not judge(baseline, noisy, LN10).confirmed
+
+
+def test_a_change_that_only_softens_a_broken_run_is_not_its_root_cause() -> None:
+    baseline = outcome("baseline", [20.0, 22.0])
+    softer = outcome("lr_x10", [3.6, 3.8])
+    assert not judge(baseline, softer, LN10, best=0.7).confirmed
+    assert judge(baseline, softer, LN10, best=None).confirmed
+
+
+def test_tiny_absolute_gains_on_a_healthy_run_are_refuted() -> None:
+    baseline = outcome("baseline", [0.30, 0.31])
+    faster = outcome("standardize", [0.27, 0.28])
+    j = judge(baseline, faster, LN10)
+    assert not j.confirmed and j.refuted
+
+
+def test_probe_that_stays_finite_where_the_baseline_blew_up_is_confirmed() -> None:
+    j = judge(outcome("baseline", [None, None]), outcome("lr_x0.1", [1.0, 1.1]), LN10)
+    assert j.confirmed and j.improvement == math.inf
+
+
+def test_plan_swaps_initializers_and_marks_preprocessing_as_needing_a_sample() -> None:
+    request = DiagnosisRequest.model_validate(
+        body(run(model=cnn(init={"name": "random_normal", "stddev": 1.0}, l2=0.01)), stuck_curve())
+    )
+    ctx = build_context(request, None)
+    probes = {p.name: p for p in plan(ctx, static_report(request, None))}
+    assert {
+        "baseline",
+        "initializer_by_activation",
+        "lr_x0.1",
+        "lr_x10",
+        "step_decay",
+        "cosine_warmup",
+        "regularization_div100",
+        "regularization_removed",
+        "width_x2",
+        "width_x4",
+        "batch_x4",
+        "batch_div4",
+        "augmentation",
+    } <= set(probes)
+    layers = probes["initializer_by_activation"].change["model"]["layers"]
+    assert layers[0]["kernel_initializer"] == "he_normal"
+    assert probes["rescale"].needs_sample and probes["augmentation"].metric == "val"
+    assert (
+        probes["regularization_removed"]
+        .change["model"]["layers"][0]
+        .get("kernel_regularizer", "gone")
+        is None
+    )
+
+
+def test_revise_raises_confirmed_causes_lowers_refuted_ones_and_combines_fixes() -> None:
+    request = DiagnosisRequest.model_validate(
+        body(run(model=cnn(init={"name": "random_normal", "stddev": 1.0})), stuck_curve(first=40))
+    )
+    static = static_report(request, None)
+    baseline = outcome("baseline", [2.30, 2.30])
+    he = Outcome(Probe("he", "poor_weight_initialization", {"model": {"x": 1}}), [0.6, 0.62])
+    lr = Outcome(Probe("lr_x0.1", "learning_rate_too_high", {"optimizer": {"lr": 1}}), [2.3, 2.3])
+    judgements = [judge(baseline, he, LN10, 0.61), judge(baseline, lr, LN10, 0.61)]
+    compared = {"he": (baseline, he), "lr_x0.1": (baseline, lr)}
+    causes = revise(static, judgements, True, compared, seeds=2)
+    top = causes[0]
+    assert top.id == "poor_weight_initialization" and top.probe and top.probe.confirmed
+    assert top.evidence[0].startswith("probe he lowered the training loss")
+    before = {c.id: c.confidence for c in static.causes}
+    after = {c.id: c.confidence for c in causes}
+    if "learning_rate_too_high" in before:
+        assert after["learning_rate_too_high"] < before["learning_rate_too_high"]
+    assert combined_patch(judgements, {"he": he, "lr_x0.1": lr}) == {"model": {"x": 1}}
