@@ -70,7 +70,8 @@ def time_to_verdict(budget: float, halving: bool) -> tuple[float, dict[str, Any]
     report = static_report(request, meta)
     store.create_diagnosis({"id": "dg_ref", "status": "queued", "created_at": "", "updated_at": "",
                             "progress": {}, "report": report.model_dump(mode="json"),
-                            "error": None}, request.model_dump_json(exclude_none=True))
+                            "error": None, "_tenant": "local"},
+                           request.model_dump_json(exclude_none=True))
     t0 = time.perf_counter()
     run_diagnosis(store, "dg_ref", Settings(data_dir=tmp), halving=halving)
     seconds = time.perf_counter() - t0

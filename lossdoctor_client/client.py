@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from service.schemas.diagnosis import Diagnosis
 from service.schemas.report import Report
+from service.schemas.run import OPTIMIZERS
 
 __all__ = [
     "DEFAULT_URL",
@@ -466,11 +467,13 @@ def _optimizer_config(opt: Any) -> dict[str, Any]:
     if isinstance(opt, str):
         return {"name": opt}
     config: dict[str, Any] = dict(opt.get_config())
-    # The instance name may be user-chosen ("my_sgd"); the class says which optimizer it is.
-    config["name"] = type(opt).__name__.lower()
+    # The instance name may be user-chosen ("my_sgd"); a Keras class says which optimizer it is.
+    if type(opt).__name__.lower() in OPTIMIZERS:
+        config["name"] = type(opt).__name__.lower()
     lr = config.get("learning_rate")
     if lr is not None and not isinstance(lr, Mapping):
-        config["learning_rate"] = float(lr)
+        # Keras keeps it as float32 (0.1 → 0.10000000149): 7 significant digits are exact.
+        config["learning_rate"] = float(f"{float(lr):.7g}")
     return {k: v for k, v in jsonable(config).items() if v is not None}
 
 
@@ -496,7 +499,7 @@ def _data_facts(x: Any, y: Any) -> dict[str, Any]:
     import numpy as np
 
     xa, ya = np.asarray(x), np.asarray(y)
-    facts: dict[str, Any] = {"num_examples": int(len(xa))}
+    facts: dict[str, Any] = {"num_examples": len(xa)}
     if xa.size:
         facts["input_min"] = float(np.nanmin(xa))
         facts["input_max"] = float(np.nanmax(xa))

@@ -92,7 +92,12 @@ def _serve(args: argparse.Namespace) -> int:
             local = subprocess.Popen(worker_command(settings), env=env)
     try:
         uvicorn.run(
-            create_app(settings), host=settings.host, port=settings.port, log_level=args.log_level
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level=args.log_level,
+            # JSON logs: uvicorn's own handlers would print plain lines beside ours.
+            log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         )
     finally:
         if local is not None:

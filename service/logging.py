@@ -22,7 +22,11 @@ request_id_var: ContextVar[str | None] = ContextVar("lossdoctor_request_id", def
 _VALID_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _MARK = "_lossdoctor_handler"
 # Attributes every LogRecord has; anything else was passed with `extra=` and is logged too.
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",  # uvicorn's ANSI-coloured copy of the message
+}
 
 
 def current_request_id() -> str | None:

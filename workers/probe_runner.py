@@ -284,7 +284,9 @@ def _first_rung_steps(s: Session, n: int, protected: int, spent: float) -> int:
     )
     per_step = max(timing.seconds / 20, 1e-4)
     overhead = max(0.0, (time.monotonic() - t0) - timing.seconds) + 0.3
-    m = n if not s.halving else _survivors(n, protected)
+    # Sized for successive halving in both modes, so that the reference mode (every probe at
+    # full length) trains the same probe lengths, only more of them.
+    m = _survivors(n, protected)
     # In S0 units: rung 0 all n probes, rung 1 m of them, rung 2 m for 2·S0, combined 4·S0.
     units = n + m + 2 * m + 4
     trainings = s.seeds * (n + 2 * m + 1)

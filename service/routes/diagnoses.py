@@ -21,6 +21,7 @@ from service.errors import (
 )
 from service.examples import DIAGNOSIS_EXAMPLES
 from service.idempotency import idempotent
+from service.logging import current_request_id
 from service.queue import ProbeQueue
 from service.schemas.diagnosis import Diagnosis, DiagnosisPage, DiagnosisRequest
 from service.settings import Settings
@@ -122,6 +123,7 @@ def _create(
         "progress": {"probes_done": 0, "probes_total": 0, "current_probe": None},
         "report": report.model_dump(mode="json"),
         "error": None,
+        "request_id": current_request_id(),
         "_tenant": tenant,
     }
     if not body.probes.enabled:

@@ -83,6 +83,14 @@ def _ticks_linear(lo: float, hi: float, n: int = 5) -> list[float]:
     return [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
 
 
+def _tick(t: float) -> str:
+    if t == 0 or 1e-3 <= abs(t) < 1e5:
+        return f"{t:.4g}"
+    mantissa, exponent = f"{t:.2e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{'' if mantissa == '1' else mantissa + '·'}10^{int(exponent)}"
+
+
 def svg_chart(series: list[Series], width: int = 760, height: int = 360) -> str:
     """One inline SVG: x = epoch of the run (probe windows are stretched over the same span),
     y = loss, on a log axis when the finite values span more than one decade. Non-finite points
@@ -134,7 +142,7 @@ def svg_chart(series: list[Series], width: int = 760, height: int = 360) -> str:
         y = sy(t)
         parts.append(
             f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>'
-            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{t:.3g}</text>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{_tick(t)}</text>'
         )
     for t in _ticks_linear(1, xmax, min(8, xmax - 1)):
         if t == int(t) and 1 <= t <= xmax:

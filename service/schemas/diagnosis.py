@@ -46,6 +46,9 @@ class Diagnosis(BaseModel):
     progress: Progress = Field(default_factory=Progress)
     report: Report | None = None
     error: str | None = None
+    request_id: str | None = Field(
+        default=None, description="X-Request-ID of the request that created it (in the logs)."
+    )
 
 
 class DiagnosisPage(BaseModel):
