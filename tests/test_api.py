@@ -233,3 +233,27 @@ def test_unsafe_keras_json_is_422_naming_the_layer(client: TestClient, name: str
     )
     problem = assert_problem(r, 422)
     assert problem["detail"].startswith("run.model") and "layer '" in problem["detail"]
+
+
+def test_live_diagnosis_warns_within_one_epoch_and_closes(client: TestClient) -> None:
+    created = client.post("/v1/diagnoses", json={
+        "live": True, "run": {"data": {"num_classes": 10}},
+        "history": {"loss": [2.1, 1.6]}})
+    assert created.status_code == 201 and created.json()["status"] == "running"
+    url = created.headers["location"] + "/history"
+    calm = client.post(url, json={"history": {"loss": [1.3]}}).json()
+    assert calm["status"] == "running" and not calm["report"]["symptoms"]
+    warned = client.post(url, json={"history": {"loss": [None]}}).json()
+    assert warned["report"]["symptoms"][0]["id"] == "non_finite_loss"
+    assert warned["report"]["symptoms"][0]["epochs"] == [4, 4]
+    closed = client.post(url, json={"close": True}).json()
+    assert closed["status"] == "succeeded"
+    assert_problem(client.post(url, json={"history": {"loss": [1.0]}}), 409)
+    stored = client.app.state.store.get_request(closed["id"])  # type: ignore[attr-defined]
+    assert len(stored["history"]["loss"]) == 4
+
+
+def test_appending_to_a_finished_diagnosis_is_409(client: TestClient) -> None:
+    done = client.post("/v1/diagnoses", json=body()).json()
+    r = client.post(f"/v1/diagnoses/{done['id']}/history", json={"history": {"loss": [1.0]}})
+    assert_problem(r, 409)

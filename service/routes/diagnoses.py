@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from service.analysis.report import architecture, static_report
 from service.deps import QueueDep, SettingsDep, StoreDep, TenantDep
 from service.errors import (
+    Conflict,
     InvalidRunSpec,
     NotFound,
     PayloadTooLarge,
@@ -23,7 +24,13 @@ from service.examples import DIAGNOSIS_EXAMPLES
 from service.idempotency import idempotent
 from service.logging import current_request_id
 from service.queue import ProbeQueue
-from service.schemas.diagnosis import Diagnosis, DiagnosisPage, DiagnosisRequest
+from service.schemas.diagnosis import (
+    Diagnosis,
+    DiagnosisPage,
+    DiagnosisRequest,
+    HistoryAppend,
+)
+from service.schemas.history import History
 from service.settings import Settings
 from service.store import Store
 
@@ -107,11 +114,11 @@ def _create(
     settings: Settings,
     queue: ProbeQueue,
 ) -> dict[str, Any]:
-    points = body.history.total_points()
-    if points > settings.max_history_points:
-        raise PayloadTooLarge(
-            f"the history has {points} points; the limit is {settings.max_history_points} "
-            "(LOSSDOCTOR_MAX_HISTORY_POINTS)"
+    _check_points(body.history, settings)
+    if body.live and store.count_active(tenant) >= settings.max_active_per_tenant:
+        raise TooManyRequests(
+            f"{settings.max_active_per_tenant} diagnoses are already open or "
+            "running for this tenant (LOSSDOCTOR_MAX_ACTIVE_PER_TENANT)"
         )
     report = static_report(body, _referenced_dataset(body, tenant, store))
     now = _now()
@@ -126,6 +133,9 @@ def _create(
         "request_id": current_request_id(),
         "_tenant": tenant,
     }
+    if body.live:
+        doc["status"] = "running"  # open for epochs until closed
+        doc["_live"] = True
     if not body.probes.enabled:
         store.create_diagnosis(doc, request_json)
         return doc
@@ -138,6 +148,15 @@ def _create(
         store.delete_diagnosis(doc["id"])  # nothing half-accepted
         raise
     return doc
+
+
+def _check_points(history: History, settings: Settings) -> None:
+    points = history.total_points()
+    if points > settings.max_history_points:
+        raise PayloadTooLarge(
+            f"the history has {points} points; the limit is {settings.max_history_points} "
+            "(LOSSDOCTOR_MAX_HISTORY_POINTS)"
+        )
 
 
 def _check_probe_limits(
@@ -184,6 +203,49 @@ def _referenced_dataset(body: DiagnosisRequest, tenant: str, store: Store) -> di
             "upload it with POST /v1/datasets"
         )
     return dataset
+
+
+@router.post(
+    "/{diagnosis_id}/history",
+    response_model=Diagnosis,
+    responses={
+        404: {"description": "No such diagnosis.", **_PROBLEM},
+        409: {"description": "Not a live diagnosis, or already closed.", **_PROBLEM},
+        413: {"description": "The history grew above its limit.", **_PROBLEM},
+    },
+)
+def append_history(
+    diagnosis_id: str,
+    append: HistoryAppend,
+    tenant: TenantDep,
+    store: StoreDep,
+    settings: SettingsDep,
+) -> Response:
+    """Feed a live diagnosis (created with `"live": true`) the epochs since the last call; the
+    report is redone at once, so a NaN or a stall shows within one epoch. `close` ends it."""
+    doc = owned(store, tenant, diagnosis_id)
+    if not doc.get("_live") or doc["status"] != "running":
+        raise Conflict(
+            f"diagnosis {diagnosis_id!r} is not open for epochs (status "
+            f'{doc["status"]}; create it with "live": true)'
+        )
+    stored = store.get_request(diagnosis_id)
+    assert stored is not None
+    request = DiagnosisRequest.model_validate(stored)
+    if append.history is not None:
+        request = request.model_copy(update={"history": request.history.extended(append.history)})
+        _check_points(request.history, settings)
+    report = static_report(request, _referenced_dataset(request, tenant, store))
+    store.update_request(diagnosis_id, request.model_dump_json(exclude_none=True))
+    updated = store.update_diagnosis(
+        diagnosis_id,
+        {
+            "report": report.model_dump(mode="json"),
+            "updated_at": _now(),
+            "status": "succeeded" if append.close else "running",
+        },
+    )
+    return _json(public(updated or doc))
 
 
 @router.get(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.schemas.history import History
 from service.schemas.report import Report
@@ -30,6 +30,26 @@ class DiagnosisRequest(BaseModel):
     run: RunSpec = Field(default_factory=RunSpec)
     history: History
     probes: ProbeOptions = Field(default_factory=ProbeOptions)
+    live: bool = Field(
+        default=False,
+        description="Keep the diagnosis open (status running) for epochs appended with "
+        "POST /v1/diagnoses/{id}/history while the run trains.",
+    )
+
+    @model_validator(mode="after")
+    def _live_without_probes(self) -> DiagnosisRequest:
+        if self.live and self.probes.enabled:
+            raise ValueError("a live diagnosis cannot run probes; close it, then submit one")
+        return self
+
+
+class HistoryAppend(BaseModel):
+    """Epochs to append to a live diagnosis; `close` ends it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    history: History | None = None
+    close: bool = False
 
 
 class Progress(BaseModel):

@@ -61,6 +61,13 @@ class History(BaseModel):
             value = self.model_extra.get(key)
         return value
 
+    def extended(self, more: History) -> History:
+        """This history with `more` epochs appended, key by key (new keys start there)."""
+        mine = self.model_dump(exclude_none=True)
+        for key, values in more.model_dump(exclude_none=True).items():
+            mine[key] = [*mine.get(key, []), *values]
+        return History.model_validate(mine)
+
     def total_points(self) -> int:
         fields = [getattr(self, name) for name in type(self).model_fields]
         extra = list((self.model_extra or {}).values())

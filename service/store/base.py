@@ -28,6 +28,9 @@ class Store(Protocol):
     def count_active(self, tenant: str) -> int:
         """The tenant's queued or running diagnoses."""
 
+    def update_request(self, diagnosis_id: str, request_json: str) -> None:
+        """Replace a diagnosis' stored request (a live run's history grows)."""
+
     def update_diagnosis(self, diagnosis_id: str, changes: Doc) -> Doc | None:
         """Set top-level fields of a diagnosis; None when it does not exist."""
 

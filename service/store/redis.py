@@ -100,6 +100,10 @@ class RedisStore:
         return docs, next_cursor
 
     @_available
+    def update_request(self, diagnosis_id: str, request_json: str) -> None:
+        self.r.set(f"ld:req:{diagnosis_id}", request_json, xx=True)
+
+    @_available
     def update_diagnosis(self, diagnosis_id: str, changes: Doc) -> Doc | None:
         key = f"ld:diag:{diagnosis_id}"
         with self.r.pipeline() as pipe:

@@ -103,6 +103,11 @@ class SQLiteStore:
         next_cursor = encode_cursor(rows[-1][1], rows[-1][0]) if more and rows else None
         return [json.loads(r[2]) for r in rows], next_cursor
 
+    def update_request(self, diagnosis_id: str, request_json: str) -> None:
+        self._db().execute(
+            "UPDATE diagnoses SET request = ? WHERE id = ?", (request_json, diagnosis_id)
+        )
+
     def update_diagnosis(self, diagnosis_id: str, changes: Doc) -> Doc | None:
         db = self._db()
         # BEGIN IMMEDIATE takes the write lock first, so a concurrent worker cannot interleave.
