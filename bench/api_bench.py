@@ -35,9 +35,20 @@ def ten_layer_keras_json() -> str:
     doc = json.loads(doc) if isinstance(doc, str) else doc
     layers = doc["config"]["layers"]
     conv = next(i for i, layer in enumerate(layers) if layer["class_name"] == "Conv2D")
-    bn = {"module": "keras.layers", "class_name": "BatchNormalization", "registered_name": None,
-          "config": {"name": "bn", "trainable": True, "axis": -1, "momentum": 0.99,
-                     "epsilon": 0.001, "center": True, "scale": True}}
+    bn = {
+        "module": "keras.layers",
+        "class_name": "BatchNormalization",
+        "registered_name": None,
+        "config": {
+            "name": "bn",
+            "trainable": True,
+            "axis": -1,
+            "momentum": 0.99,
+            "epsilon": 0.001,
+            "center": True,
+            "scale": True,
+        },
+    }
     layers.insert(conv + 1, bn)
     bn2 = copy.deepcopy(bn)
     bn2["config"]["name"] = "bn_2"
@@ -51,8 +62,13 @@ def request_body(epochs: int = 200) -> dict[str, Any]:
     return {
         "run": {
             "model": {"keras_json": ten_layer_keras_json()},
-            "optimizer": {"name": "SGD", "learning_rate": 0.01, "momentum": 0.9,
-                          "nesterov": False, "weight_decay": None},
+            "optimizer": {
+                "name": "SGD",
+                "learning_rate": 0.01,
+                "momentum": 0.9,
+                "nesterov": False,
+                "weight_decay": None,
+            },
             "lr_schedule": {"name": "constant"},
             "loss": "sparse_categorical_crossentropy",
             "batch_size": 32,
@@ -84,8 +100,9 @@ async def _load(url: str, body: bytes, n: int, concurrency: int) -> list[float]:
         async def worker() -> None:
             for _ in queue:
                 t0 = time.perf_counter()
-                r = await client.post(url, content=body,
-                                      headers={"content-type": "application/json"})
+                r = await client.post(
+                    url, content=body, headers={"content-type": "application/json"}
+                )
                 latencies.append(time.perf_counter() - t0)
                 assert r.status_code in (200, 201), r.text
 
@@ -95,8 +112,11 @@ async def _load(url: str, body: bytes, n: int, concurrency: int) -> list[float]:
 
 def _figures(latencies: list[float], seconds: float) -> dict[str, float]:
     ms = sorted(x * 1000 for x in latencies)
-    return {"rps": len(ms) / seconds, "p50_ms": statistics.median(ms),
-            "p99_ms": ms[min(len(ms) - 1, math.ceil(0.99 * len(ms)) - 1)]}
+    return {
+        "rps": len(ms) / seconds,
+        "p50_ms": statistics.median(ms),
+        "p99_ms": ms[min(len(ms) - 1, math.ceil(0.99 * len(ms)) - 1)],
+    }
 
 
 def bench_http(requests: int, concurrency: int, rounds: int) -> dict[str, dict[str, float]]:
@@ -104,8 +124,20 @@ def bench_http(requests: int, concurrency: int, rounds: int) -> dict[str, dict[s
     data = tempfile.mkdtemp(prefix="lossdoctor-bench-")
     env = dict(os.environ, LOSSDOCTOR_DATA_DIR=data)
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port", str(port),
-         "--log-level", "warning", "--no-access-log"], cwd=ROOT, env=env)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.bare_app:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(100):
@@ -123,8 +155,9 @@ def bench_http(requests: int, concurrency: int, rounds: int) -> dict[str, dict[s
         for _ in range(rounds):
             for name, path in paths.items():
                 t0 = time.perf_counter()
-                totals[name] += asyncio.run(_load(base + path, body, requests // rounds,
-                                                  concurrency))
+                totals[name] += asyncio.run(
+                    _load(base + path, body, requests // rounds, concurrency)
+                )
                 seconds[name] += time.perf_counter() - t0
         return {name: _figures(totals[name], seconds[name]) for name in totals}
     finally:
@@ -143,8 +176,9 @@ def bench_long_history(points: int = 100_000, repeats: int = 5) -> float:
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        request = DiagnosisRequest.model_validate({"history": {"loss": loss},
-                                                   "run": {"data": {"num_classes": 10}}})
+        request = DiagnosisRequest.model_validate(
+            {"history": {"loss": loss}, "run": {"data": {"num_classes": 10}}}
+        )
         static_report(request, None)
         times.append((time.perf_counter() - t0) * 1000)
     return statistics.median(times)

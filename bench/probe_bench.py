@@ -29,12 +29,18 @@ from tests.fashion import npz_bytes, sample
 
 def seed_cnn(init: Any) -> dict[str, Any]:
     conv = {"activation": "relu", "kernel_initializer": init, "kernel_size": 3}
-    return {"input_shape": [32, 32, 3], "layers": [
-        {"type": "conv2d", "filters": 32, **conv}, {"type": "max_pooling2d", "pool_size": 2},
-        {"type": "conv2d", "filters": 64, **conv}, {"type": "max_pooling2d", "pool_size": 2},
-        {"type": "flatten"},
-        {"type": "dense", "units": 128, "activation": "relu", "kernel_initializer": init},
-        {"type": "dense", "units": 10, "activation": "softmax"}]}
+    return {
+        "input_shape": [32, 32, 3],
+        "layers": [
+            {"type": "conv2d", "filters": 32, **conv},
+            {"type": "max_pooling2d", "pool_size": 2},
+            {"type": "conv2d", "filters": 64, **conv},
+            {"type": "max_pooling2d", "pool_size": 2},
+            {"type": "flatten"},
+            {"type": "dense", "units": 128, "activation": "relu", "kernel_initializer": init},
+            {"type": "dense", "units": 10, "activation": "softmax"},
+        ],
+    }
 
 
 def reference_sample(n: int = 2048) -> tuple[np.ndarray, np.ndarray]:
@@ -46,13 +52,20 @@ def reference_sample(n: int = 2048) -> tuple[np.ndarray, np.ndarray]:
 
 def reference_request(dataset_id: str, budget: float) -> dict[str, Any]:
     return {
-        "run": {"model": seed_cnn({"name": "random_normal", "stddev": 1.0}),
-                "optimizer": {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9},
-                "lr_schedule": {"name": "constant"}, "loss": "sparse_categorical_crossentropy",
-                "batch_size": 32, "epochs": 20,
-                "data": {"dataset_id": dataset_id, "num_classes": 10, "num_examples": 2048}},
-        "history": {"loss": [48.0, 2.4, 2.31] + [2.303] * 17,
-                    "val_loss": [2.31] * 20, "accuracy": [0.1] * 20},
+        "run": {
+            "model": seed_cnn({"name": "random_normal", "stddev": 1.0}),
+            "optimizer": {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9},
+            "lr_schedule": {"name": "constant"},
+            "loss": "sparse_categorical_crossentropy",
+            "batch_size": 32,
+            "epochs": 20,
+            "data": {"dataset_id": dataset_id, "num_classes": 10, "num_examples": 2048},
+        },
+        "history": {
+            "loss": [48.0, 2.4, 2.31] + [2.303] * 17,
+            "val_loss": [2.31] * 20,
+            "accuracy": [0.1] * 20,
+        },
         "probes": {"enabled": True, "budget_seconds": budget, "seeds": 2},
     }
 
@@ -63,15 +76,29 @@ def time_to_verdict(budget: float, halving: bool) -> tuple[float, dict[str, Any]
     tmp = Path(tempfile.mkdtemp(prefix="lossdoctor-probe-bench-"))
     store = SQLiteStore(tmp / "store.sqlite3")
     x, y = reference_sample()
-    meta = {"id": "ds_ref", "num_examples": len(x), "input_shape": [32, 32, 3],
-            "num_classes": 10, "stats": sample_stats(x, y)}
+    meta = {
+        "id": "ds_ref",
+        "num_examples": len(x),
+        "input_shape": [32, 32, 3],
+        "num_classes": 10,
+        "stats": sample_stats(x, y),
+    }
     store.put_dataset(meta, npz_bytes(x, y))
     request = DiagnosisRequest.model_validate(reference_request("ds_ref", budget))
     report = static_report(request, meta)
-    store.create_diagnosis({"id": "dg_ref", "status": "queued", "created_at": "", "updated_at": "",
-                            "progress": {}, "report": report.model_dump(mode="json"),
-                            "error": None, "_tenant": "local"},
-                           request.model_dump_json(exclude_none=True))
+    store.create_diagnosis(
+        {
+            "id": "dg_ref",
+            "status": "queued",
+            "created_at": "",
+            "updated_at": "",
+            "progress": {},
+            "report": report.model_dump(mode="json"),
+            "error": None,
+            "_tenant": "local",
+        },
+        request.model_dump_json(exclude_none=True),
+    )
     t0 = time.perf_counter()
     run_diagnosis(store, "dg_ref", Settings(data_dir=tmp), halving=halving)
     seconds = time.perf_counter() - t0
@@ -91,9 +118,14 @@ def overhead(repeats: int = 3) -> dict[str, float]:
 
     x, y = reference_sample(1024)
     data = from_sample(x, y)
-    run = RunSpec.model_validate({"model": seed_cnn("he_normal"),
-                                  "optimizer": {"name": "adam", "learning_rate": 1e-3},
-                                  "loss": "sparse_categorical_crossentropy", "batch_size": 32})
+    run = RunSpec.model_validate(
+        {
+            "model": seed_cnn("he_normal"),
+            "optimizer": {"name": "adam", "learning_rate": 1e-3},
+            "loss": "sparse_categorical_crossentropy",
+            "batch_size": 32,
+        }
+    )
     per_epoch = len(data.x_train) // 32
     steps = 6 * per_epoch
 
@@ -102,8 +134,13 @@ def overhead(repeats: int = 3) -> dict[str, float]:
         keras.utils.set_random_seed(0)
         model = build_model(run, 10, 0)
         compile_model(model, run)
-        model.fit(data.x_train[: per_epoch * 32], data.y_train[: per_epoch * 32],
-                  batch_size=32, epochs=steps // per_epoch, verbose=0)
+        model.fit(
+            data.x_train[: per_epoch * 32],
+            data.y_train[: per_epoch * 32],
+            batch_size=32,
+            epochs=steps // per_epoch,
+            verbose=0,
+        )
         return time.perf_counter() - t0
 
     def probe() -> float:
@@ -128,21 +165,29 @@ def main() -> None:
     print(f"TensorFlow import: {time.perf_counter() - t0:.1f} s")
     if not args.skip_overhead:
         o = overhead()
-        print(f"per-probe overhead: train() {o['probe_s']:.2f} s vs plain fit "
-              f"{o['plain_fit_s']:.2f} s for {o['steps']} steps: ratio {o['ratio']:.2f} "
-              "(target <= 1.25)")
+        print(
+            f"per-probe overhead: train() {o['probe_s']:.2f} s vs plain fit "
+            f"{o['plain_fit_s']:.2f} s for {o['steps']} steps: ratio {o['ratio']:.2f} "
+            "(target <= 1.25)"
+        )
     rows = []
     for halving in (True, False):
         seconds, doc = time_to_verdict(args.budget, halving)
         top = doc["report"]["causes"][0]
-        rows.append((halving, seconds, top["id"], bool(top["probe"] and top["probe"]["confirmed"]),
-                     doc["report"]["probes"][0]["device"]))
+        rows.append(
+            (
+                halving,
+                seconds,
+                top["id"],
+                bool(top["probe"] and top["probe"]["confirmed"]),
+                doc["report"]["probes"][0]["device"],
+            )
+        )
     print(f"{'mode':<24}{'seconds':>9}  {'top cause':<28}{'confirmed':>10}  device")
     for halving, seconds, top_id, confirmed, device in rows:
         mode = "successive halving" if halving else "every probe, full length"
         print(f"{mode:<24}{seconds:>9.1f}  {top_id:<28}{confirmed!s:>10}  {device}")
-    print(f"speed-up: {rows[1][1] / rows[0][1]:.2f}x (target >= 2); "
-          f"time-to-verdict target <= 90 s")
+    print(f"speed-up: {rows[1][1] / rows[0][1]:.2f}x (target >= 2); time-to-verdict target <= 90 s")
 
 
 if __name__ == "__main__":

@@ -25,8 +25,14 @@ from typing import Any, Protocol
 DATA = Path(__file__).parent / "faults" / "data"
 OUT = Path(__file__).parent / "out"
 # Causes a loss curve alone (with the optimizer's name and rate) can show.
-CURVE_VISIBLE = {"learning_rate_too_high", "learning_rate_too_low", "missing_lr_decay",
-                 "overfitting", "noisy_labels", "healthy"}
+CURVE_VISIBLE = {
+    "learning_rate_too_high",
+    "learning_rate_too_low",
+    "missing_lr_decay",
+    "overfitting",
+    "noisy_labels",
+    "healthy",
+}
 
 
 class Client(Protocol):
@@ -61,13 +67,22 @@ def remote(url: str) -> Iterator[Client]:
 def history_only(request: dict[str, Any]) -> dict[str, Any]:
     """What a PyTorch or JAX user could send: the history, optimizer name and learning rate."""
     opt = request["run"].get("optimizer") or {}
-    run = {"optimizer": {"name": opt["name"], "learning_rate": opt["learning_rate"]}} \
-        if opt.get("name") and isinstance(opt.get("learning_rate"), int | float) else {}
+    run = (
+        {"optimizer": {"name": opt["name"], "learning_rate": opt["learning_rate"]}}
+        if opt.get("name") and isinstance(opt.get("learning_rate"), int | float)
+        else {}
+    )
     return {"run": run, "history": request["history"]}
 
 
-def diagnose(client: Client, case: dict[str, Any], mode: str, uploads: dict[str, str],
-             budget: float, data: Path) -> tuple[dict[str, Any], float]:
+def diagnose(
+    client: Client,
+    case: dict[str, Any],
+    mode: str,
+    uploads: dict[str, str],
+    budget: float,
+    data: Path,
+) -> tuple[dict[str, Any], float]:
     request = json.loads(json.dumps(case["request"]))
     t0 = time.perf_counter()
     if mode == "history":
@@ -107,8 +122,11 @@ def score(rows: list[dict[str, Any]]) -> dict[str, Any]:
         tp = confusion[label][label]
         truth_n = sum(confusion[label].values())
         pred_n = sum(confusion[t][label] for t in confusion)
-        per_cause[label] = {"n": truth_n, "recall": tp / truth_n if truth_n else None,
-                            "precision": tp / pred_n if pred_n else None}
+        per_cause[label] = {
+            "n": truth_n,
+            "recall": tp / truth_n if truth_n else None,
+            "precision": tp / pred_n if pred_n else None,
+        }
     healthy = [r for r in rows if r["truth"] == "healthy"]
     faulty = [r for r in rows if r["truth"] != "healthy"]
     confirmed = [r for r in faulty if r.get("confirmed")]
@@ -126,15 +144,23 @@ def score(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def markdown(results: dict[str, dict[str, Any]]) -> str:
-    lines = ["| mode | cases | top-1 | top-3 | faulty top-1 | false alarms (healthy) | "
-             "probe confirms top cause | s/case |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| mode | cases | top-1 | top-3 | faulty top-1 | false alarms (healthy) | "
+        "probe confirms top cause | s/case |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for mode, s in results.items():
-        lines.append(f"| {mode} | {s['cases']} | {s['top1']:.2f} | {s['top3']:.2f} | "
-                     f"{s['faulty_top1']:.2f} | {s['false_alarm_rate']:.2f} | "
-                     f"{s['probe_confirms_top']:.2f} | {s['seconds_per_case']:.2f} |")
+        lines.append(
+            f"| {mode} | {s['cases']} | {s['top1']:.2f} | {s['top3']:.2f} | "
+            f"{s['faulty_top1']:.2f} | {s['false_alarm_rate']:.2f} | "
+            f"{s['probe_confirms_top']:.2f} | {s['seconds_per_case']:.2f} |"
+        )
     first = next(iter(results.values()))
-    lines += ["", "| cause (" + next(iter(results)) + ") | n | recall | precision |",
-              "|---|---|---|---|"]
+    lines += [
+        "",
+        "| cause (" + next(iter(results)) + ") | n | recall | precision |",
+        "|---|---|---|---|",
+    ]
     for label, c in first["per_cause"].items():
         rec = "–" if c["recall"] is None else f"{c['recall']:.2f}"
         pre = "–" if c["precision"] is None else f"{c['precision']:.2f}"
@@ -142,8 +168,9 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def run_mode(client: Client, cases: list[dict[str, Any]], mode: str, budget: float,
-             data: Path) -> list[dict[str, Any]]:
+def run_mode(
+    client: Client, cases: list[dict[str, Any]], mode: str, budget: float, data: Path
+) -> list[dict[str, Any]]:
     uploads: dict[str, str] = {}
     rows = []
     for case in cases:
@@ -152,10 +179,20 @@ def run_mode(client: Client, cases: list[dict[str, Any]], mode: str, budget: flo
         doc, seconds = diagnose(client, case, mode, uploads, budget, data)
         pred = predicted(doc)
         top = doc["report"]["causes"][0] if doc["report"]["causes"] else None
-        rows.append({"case": case["case_id"], "truth": case["cause"], "pred": pred,
-                     "seconds": seconds,
-                     "confirmed": bool(top and top["id"] == case["cause"] and top["probe"]
-                                       and top["probe"]["confirmed"])})
+        rows.append(
+            {
+                "case": case["case_id"],
+                "truth": case["cause"],
+                "pred": pred,
+                "seconds": seconds,
+                "confirmed": bool(
+                    top
+                    and top["id"] == case["cause"]
+                    and top["probe"]
+                    and top["probe"]["confirmed"]
+                ),
+            }
+        )
     return rows
 
 
@@ -170,7 +207,7 @@ def main() -> None:
     cases = load_cases(args.data)[: args.limit or None]
     modes = ["static", "history"] + (["probes"] if args.probes else [])
     results, all_rows = {}, {}
-    with (remote(args.url) if args.url else in_process()) as client:
+    with remote(args.url) if args.url else in_process() as client:
         for mode in modes:
             rows = run_mode(client, cases, mode, args.budget, args.data)
             results[mode], all_rows[mode] = score(rows), rows

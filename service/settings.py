@@ -67,6 +67,15 @@ class Settings(BaseSettings):
         description="JSON {sha256: tenant} written by `lossdoctor keys create`; "
         "default: <data_dir>/api_keys.json.",
     )
+    webhook_secret: str | None = Field(
+        default=None, description="Signs webhooks (Standard Webhooks; `whsec_<base64>` or text)."
+    )
+    webhook_allow_hosts: list[str] = Field(
+        default_factory=list, description="Only these callback hosts, when set (JSON list)."
+    )
+    webhook_allow_private: bool = Field(
+        default=False, description="Allow callbacks to private/loopback addresses (tests, LANs)."
+    )
     max_active_per_tenant: int = Field(
         default=8, ge=1, description="Queued or running diagnoses per tenant; above: 429."
     )

@@ -236,9 +236,10 @@ def test_unsafe_keras_json_is_422_naming_the_layer(client: TestClient, name: str
 
 
 def test_live_diagnosis_warns_within_one_epoch_and_closes(client: TestClient) -> None:
-    created = client.post("/v1/diagnoses", json={
-        "live": True, "run": {"data": {"num_classes": 10}},
-        "history": {"loss": [2.1, 1.6]}})
+    created = client.post(
+        "/v1/diagnoses",
+        json={"live": True, "run": {"data": {"num_classes": 10}}, "history": {"loss": [2.1, 1.6]}},
+    )
     assert created.status_code == 201 and created.json()["status"] == "running"
     url = created.headers["location"] + "/history"
     calm = client.post(url, json={"history": {"loss": [1.3]}}).json()

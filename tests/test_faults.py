@@ -40,8 +40,21 @@ class RedisServer:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--dir", str(self.dir)], stdout=subprocess.DEVNULL)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--dir",
+                str(self.dir),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
         for _ in range(100):
             try:
                 if redis.Redis.from_url(self.url).ping():
@@ -66,8 +79,9 @@ def server(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 def settings_for(srv: RedisServer, tmp: Path) -> Settings:
-    return Settings(data_dir=tmp / "data", store_url=srv.url, broker_url=srv.url,
-                    probe_queue="faults-test")
+    return Settings(
+        data_dir=tmp / "data", store_url=srv.url, broker_url=srv.url, probe_queue="faults-test"
+    )
 
 
 def test_redis_down_is_503_everywhere_and_recovers_without_restart(
@@ -103,6 +117,7 @@ def test_a_hundred_concurrent_diagnoses_all_land_unmixed(
     server: RedisServer, tmp_path: Path
 ) -> None:
     with TestClient(create_app(settings_for(server, tmp_path))) as client:
+
         def submit(i: int) -> tuple[int, dict]:  # type: ignore[type-arg]
             # Each history ends at its own level, so a mixed-up report would show it.
             level = 0.2 + i / 100

@@ -1,4 +1,4 @@
-"""Property-based fuzzing of the whole OpenAPI (schemathesis): no 5xx, every error is problem+json."""
+"""Fuzzing the whole OpenAPI with schemathesis: no 5xx, and every error is problem+json."""
 
 from __future__ import annotations
 

@@ -143,8 +143,11 @@ def test_poison_sample_fails_that_diagnosis_readably_and_the_worker_serves_on(
     client = stack["client"]
     x, y = sample(n=64, size=28)  # 28×28 images for a model that takes 14×14
     upload = client.post("/v1/datasets", files={"file": ("s.npz", npz_bytes(x / 255.0, y))})
-    body = {"run": faulty_run(upload.json()["id"]), "history": STUCK,
-            "probes": {"enabled": True, "budget_seconds": 30}}
+    body = {
+        "run": faulty_run(upload.json()["id"]),
+        "history": STUCK,
+        "probes": {"enabled": True, "budget_seconds": 30},
+    }
     location = client.post("/v1/diagnoses", json=body).headers["location"]
     doc = wait_for(client, location, lambda d: d["status"] in ("succeeded", "failed"), timeout=120)
     assert doc["status"] == "failed"

@@ -210,6 +210,8 @@ def test_keras_json_attacks_are_422_before_anything_is_built(
         for _ in range(500):
             nested = {"a": nested}
         conv["config"]["kernel_initializer"] = nested
-    r = client.post("/v1/diagnoses", json={"run": {"model": {"keras_json": json.dumps(doc)}},
-                                           "history": {"loss": [2.3, 2.2]}})
+    r = client.post(
+        "/v1/diagnoses",
+        json={"run": {"model": {"keras_json": json.dumps(doc)}}, "history": {"loss": [2.3, 2.2]}},
+    )
     assert r.status_code == 422, r.text

@@ -25,6 +25,7 @@ from service.schemas.report import ProbeRun, Report
 from service.schemas.run import RunSpec
 from service.settings import Settings
 from service.store import Store
+from service.webhooks import completion_event, deliver
 from workers.data import ProbeData, from_sample, stand_in
 from workers.train import TrainResult, lr_range_test, train
 
@@ -43,10 +44,16 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def fail(store: Store, diagnosis_id: str, reason: str) -> None:
-    store.update_diagnosis(
-        diagnosis_id, {"status": "failed", "error": reason, "updated_at": _now()}
-    )
+def finish(store: Store, diagnosis_id: str, changes: dict[str, Any], settings: Settings) -> None:
+    """Write the outcome, then tell the caller's callback_url, if it gave one."""
+    doc = store.update_diagnosis(diagnosis_id, changes | {"updated_at": _now()})
+    request = store.get_request(diagnosis_id) or {}
+    if doc is not None and request.get("callback_url"):
+        deliver(request["callback_url"], completion_event(doc), settings)
+
+
+def fail(store: Store, diagnosis_id: str, reason: str, settings: Settings) -> None:
+    finish(store, diagnosis_id, {"status": "failed", "error": reason}, settings)
 
 
 @dataclass
@@ -147,7 +154,7 @@ def run_diagnosis(
         session = _session(store, diagnosis_id, settings, request)
         session.halving = halving
     except (ValueError, OSError) as exc:
-        fail(store, diagnosis_id, f"probes cannot start: {exc}")
+        fail(store, diagnosis_id, f"probes cannot start: {exc}", settings)
         return
     store.update_diagnosis(diagnosis_id, {"status": "running", "updated_at": _now()})
     try:
@@ -159,20 +166,21 @@ def run_diagnosis(
     except Exception as exc:
         # Poison input (NaN data, shapes TF refuses…) fails this diagnosis, not the worker.
         log.exception("diagnosis %s failed", diagnosis_id)
-        fail(store, diagnosis_id, f"a probe failed: {type(exc).__name__}: {exc}"[:1000])
+        fail(store, diagnosis_id, f"a probe failed: {type(exc).__name__}: {exc}"[:1000], settings)
         return
-    store.update_diagnosis(
+    finish(
+        store,
         diagnosis_id,
         {
             "status": "succeeded",
             "report": report.model_dump(mode="json"),
-            "updated_at": _now(),
             "progress": {
                 "probes_done": session.done,
                 "probes_total": session.total,
                 "current_probe": None,
             },
         },
+        settings,
     )
 
 

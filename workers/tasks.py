@@ -26,7 +26,12 @@ def run_probes(self: Any, diagnosis_id: str) -> None:
     try:
         run_diagnosis(store, diagnosis_id, settings)
     except SoftTimeLimitExceeded:
-        fail(store, diagnosis_id, f"probes ran past the time limit ({settings.task_time_limit} s)")
+        fail(
+            store,
+            diagnosis_id,
+            f"probes ran past the time limit ({settings.task_time_limit} s)",
+            settings,
+        )
     finally:
         finished(store, diagnosis_id)
         request_id_var.reset(token)

@@ -30,8 +30,9 @@ class ShiftFlipBatches(keras.utils.PyDataset):
         h, w = image.shape[:2]
         dy, dx = (int(self.rng.integers(-round(SHIFT * s), round(SHIFT * s) + 1)) for s in (h, w))
         shifted = np.zeros_like(image)
-        shifted[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = \
-            image[max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)]
+        shifted[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = image[
+            max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+        ]
         return shifted[:, ::-1] if self.rng.random() < 0.5 else shifted
 
     def on_epoch_end(self) -> None:

@@ -38,8 +38,9 @@ def _weights(cfg: RunConfig) -> dict[str, Any]:
 
 def _conv(cfg: RunConfig, filters: int, first: bool = False, **kwargs: Any) -> layers.Conv2D:
     if first:
-        kwargs.update(kernel_size=cfg.first_kernel, strides=cfg.first_stride,
-                      padding=cfg.first_padding)
+        kwargs.update(
+            kernel_size=cfg.first_kernel, strides=cfg.first_stride, padding=cfg.first_padding
+        )
     else:
         kwargs.setdefault("kernel_size", 3)
         kwargs.setdefault("padding", "same")
@@ -73,61 +74,77 @@ def _sequential(input_shape: tuple[int, int, int], parts: list[Any]) -> keras.Mo
 
 def small_cnn(cfg: RunConfig, input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
     """conv -> max-pool -> conv -> max-pool -> dense -> softmax: the everyday tutorial CNN."""
-    dense_tail: list[Any] = [layers.Dense(cfg.dense_units, activation=cfg.activation,
-                                          **_weights(cfg))]
+    dense_tail: list[Any] = [
+        layers.Dense(cfg.dense_units, activation=cfg.activation, **_weights(cfg))
+    ]
     if cfg.dense_batchnorm:  # dense -> BN -> activation, as BatchNorm is usually placed
-        dense_tail = [layers.Dense(cfg.dense_units, **_weights(cfg)),
-                      layers.BatchNormalization(), layers.Activation(cfg.activation)]
-    return _sequential(input_shape, [
-        _conv(cfg, cfg.width, first=True),
-        _pool_if_room(layers.MaxPooling2D),
-        *_dropout(cfg),
-        _conv(cfg, 2 * cfg.width),
-        _pool_if_room(layers.MaxPooling2D),
-        *_dropout(cfg),
-        layers.Flatten(),
-        *dense_tail,
-        *_dropout(cfg),
-        _head(cfg, num_classes),
-    ])
+        dense_tail = [
+            layers.Dense(cfg.dense_units, **_weights(cfg)),
+            layers.BatchNormalization(),
+            layers.Activation(cfg.activation),
+        ]
+    return _sequential(
+        input_shape,
+        [
+            _conv(cfg, cfg.width, first=True),
+            _pool_if_room(layers.MaxPooling2D),
+            *_dropout(cfg),
+            _conv(cfg, 2 * cfg.width),
+            _pool_if_room(layers.MaxPooling2D),
+            *_dropout(cfg),
+            layers.Flatten(),
+            *dense_tail,
+            *_dropout(cfg),
+            _head(cfg, num_classes),
+        ],
+    )
 
 
 def bn_cnn(cfg: RunConfig, input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
     """conv-BN-ReLU blocks with max, average and global-average pooling."""
 
     def block(filters: int, first: bool = False) -> list[layers.Layer]:
-        return [_conv(cfg, filters, first=first, activation=None, use_bias=False),
-                layers.BatchNormalization(), layers.Activation(cfg.activation)]
+        return [
+            _conv(cfg, filters, first=first, activation=None, use_bias=False),
+            layers.BatchNormalization(),
+            layers.Activation(cfg.activation),
+        ]
 
-    return _sequential(input_shape, [
-        *block(cfg.width, first=True),
-        _pool_if_room(layers.MaxPooling2D),
-        *block(2 * cfg.width),
-        _pool_if_room(layers.AveragePooling2D),
-        *block(4 * cfg.width),
-        layers.GlobalAveragePooling2D(),
-        *_dropout(cfg),
-        _head(cfg, num_classes),
-    ])
+    return _sequential(
+        input_shape,
+        [
+            *block(cfg.width, first=True),
+            _pool_if_room(layers.MaxPooling2D),
+            *block(2 * cfg.width),
+            _pool_if_room(layers.AveragePooling2D),
+            *block(4 * cfg.width),
+            layers.GlobalAveragePooling2D(),
+            *_dropout(cfg),
+            _head(cfg, num_classes),
+        ],
+    )
 
 
 def deep_cnn(cfg: RunConfig, input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
     """Six convs (two per stage), average pooling between stages, global max pooling."""
     w = cfg.width
-    return _sequential(input_shape, [
-        _conv(cfg, w, first=True),
-        _conv(cfg, w),
-        _pool_if_room(layers.AveragePooling2D),
-        _conv(cfg, 2 * w),
-        _conv(cfg, 2 * w),
-        _pool_if_room(layers.AveragePooling2D),
-        _conv(cfg, 4 * w),
-        _conv(cfg, 4 * w),
-        layers.GlobalMaxPooling2D(),
-        *_dropout(cfg),
-        layers.Dense(cfg.dense_units, activation=cfg.activation, **_weights(cfg)),
-        _head(cfg, num_classes),
-    ])
+    return _sequential(
+        input_shape,
+        [
+            _conv(cfg, w, first=True),
+            _conv(cfg, w),
+            _pool_if_room(layers.AveragePooling2D),
+            _conv(cfg, 2 * w),
+            _conv(cfg, 2 * w),
+            _pool_if_room(layers.AveragePooling2D),
+            _conv(cfg, 4 * w),
+            _conv(cfg, 4 * w),
+            layers.GlobalMaxPooling2D(),
+            *_dropout(cfg),
+            layers.Dense(cfg.dense_units, activation=cfg.activation, **_weights(cfg)),
+            _head(cfg, num_classes),
+        ],
+    )
 
 
 def residual(cfg: RunConfig, input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
@@ -153,15 +170,17 @@ def residual(cfg: RunConfig, input_shape: tuple[int, int, int], num_classes: int
     return keras.Model(inputs, _head(cfg, num_classes)(x), name="residual")
 
 
-def tiny_linear(cfg: RunConfig, input_shape: tuple[int, int, int],
-                num_classes: int) -> keras.Model:
+def tiny_linear(cfg: RunConfig, input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
     """Almost a linear classifier: one linear 3x3 filter, 4x4 average pooling, softmax."""
-    return _sequential(input_shape, [
-        _conv(cfg, 1, first=True, activation="linear"),
-        layers.AveragePooling2D(4),
-        layers.Flatten(),
-        _head(cfg, num_classes),
-    ])
+    return _sequential(
+        input_shape,
+        [
+            _conv(cfg, 1, first=True, activation="linear"),
+            layers.AveragePooling2D(4),
+            layers.Flatten(),
+            _head(cfg, num_classes),
+        ],
+    )
 
 
 ARCHITECTURES: dict[str, Callable[[RunConfig, tuple[int, int, int], int], keras.Model]] = {
@@ -173,8 +192,7 @@ ARCHITECTURES: dict[str, Callable[[RunConfig, tuple[int, int, int], int], keras.
 }
 
 
-def build_model(cfg: RunConfig, input_shape: tuple[int, int, int],
-                num_classes: int) -> keras.Model:
+def build_model(cfg: RunConfig, input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
     return ARCHITECTURES[cfg.arch](cfg, input_shape, num_classes)
 
 
@@ -218,8 +236,9 @@ class LrLogger(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if logs is not None:
-            logs["learning_rate"] = float(keras.ops.convert_to_numpy(
-                self.model.optimizer.learning_rate))
+            logs["learning_rate"] = float(
+                keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+            )
 
 
 def schedule_callbacks(cfg: RunConfig) -> list[keras.callbacks.Callback]:
@@ -233,12 +252,24 @@ def schedule_callbacks(cfg: RunConfig) -> list[keras.callbacks.Callback]:
 def schedule_spec(cfg: RunConfig, steps_per_epoch: int) -> dict[str, Any]:
     """`run.lr_schedule` of the request, in the service's vocabulary."""
     if cfg.schedule == "step_decay":
-        return {"name": "step_decay", "initial_lr": cfg.lr, "drop": 0.5,
-                "epochs_drop": cfg.decay_every}
+        return {
+            "name": "step_decay",
+            "initial_lr": cfg.lr,
+            "drop": 0.5,
+            "epochs_drop": cfg.decay_every,
+        }
     if cfg.schedule == "cosine":
-        return {"name": "cosine", "initial_lr": cfg.lr,
-                "decay_steps": cfg.epochs * steps_per_epoch, "alpha": 0.0}
+        return {
+            "name": "cosine",
+            "initial_lr": cfg.lr,
+            "decay_steps": cfg.epochs * steps_per_epoch,
+            "alpha": 0.0,
+        }
     if cfg.schedule == "exponential":
-        return {"name": "exponential", "initial_lr": cfg.lr, "decay_steps": steps_per_epoch,
-                "decay_rate": 0.8}
+        return {
+            "name": "exponential",
+            "initial_lr": cfg.lr,
+            "decay_steps": steps_per_epoch,
+            "decay_rate": 0.8,
+        }
     return {"name": "constant"}

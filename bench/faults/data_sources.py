@@ -64,8 +64,15 @@ def fashion_mnist(n_train: int, seed: int) -> Split:
     rng = np.random.default_rng(seed)
     train_idx = rng.permutation(len(x_all))[:n_train]
     val_idx = rng.permutation(len(x_test))[:FASHION_VAL]
-    return Split("fashion_mnist", x_all[train_idx], y_all[train_idx], x_test[val_idx],
-                 y_test[val_idx], num_classes=10, raw_max=255)
+    return Split(
+        "fashion_mnist",
+        x_all[train_idx],
+        y_all[train_idx],
+        x_test[val_idx],
+        y_test[val_idx],
+        num_classes=10,
+        raw_max=255,
+    )
 
 
 @cache
@@ -78,8 +85,15 @@ def digits(n_train: int, seed: int) -> Split:
     labels = bunch.target.astype(np.int64)
     order = np.random.default_rng(seed).permutation(len(images))
     val_idx, train_idx = order[:DIGITS_VAL], order[DIGITS_VAL:][:n_train]
-    return Split("digits", images[train_idx], labels[train_idx], images[val_idx],
-                 labels[val_idx], num_classes=10, raw_max=16)
+    return Split(
+        "digits",
+        images[train_idx],
+        labels[train_idx],
+        images[val_idx],
+        labels[val_idx],
+        num_classes=10,
+        raw_max=16,
+    )
 
 
 def resize(images: np.ndarray, mode: str) -> np.ndarray:
@@ -107,12 +121,18 @@ def load(dataset: str, n_train: int, image: str, seed: int) -> Split:
         raise ValueError(f"unknown dataset {dataset!r}")
     if image == "full":
         return split
-    return Split(split.name, resize(split.x_train, image), split.y_train,
-                 resize(split.x_val, image), split.y_val, split.num_classes, split.raw_max)
+    return Split(
+        split.name,
+        resize(split.x_train, image),
+        split.y_train,
+        resize(split.x_val, image),
+        split.y_val,
+        split.num_classes,
+        split.raw_max,
+    )
 
 
-def flip_labels(labels: np.ndarray, fraction: float, num_classes: int,
-                seed: int) -> np.ndarray:
+def flip_labels(labels: np.ndarray, fraction: float, num_classes: int, seed: int) -> np.ndarray:
     """Symmetric label noise: `fraction` of the labels replaced by a different, random class."""
     rng = np.random.default_rng(seed + 7919)  # its own stream: independent of the subset draw
     noisy = labels.copy()

@@ -87,8 +87,7 @@ class Result:
 
 
 # ---- data --------------------------------------------------------------------------------------
-def _normalize(x: np.ndarray, cfg: RunConfig, raw_max: int, mean: float,
-               std: float) -> np.ndarray:
+def _normalize(x: np.ndarray, cfg: RunConfig, raw_max: int, mean: float, std: float) -> np.ndarray:
     """Scale raw pixels as the recipe says; "none" keeps the uint8 pixels a user would load."""
     if cfg.normalization == "none":
         out = x
@@ -110,9 +109,14 @@ def prepare(cfg: RunConfig, seed: int) -> Fed:
     y_train = split.y_train
     if cfg.label_noise:
         y_train = data_sources.flip_labels(y_train, cfg.label_noise, split.num_classes, seed)
-    return Fed(_normalize(split.x_train, cfg, split.raw_max, mean, std), y_train,
-               _normalize(split.x_val, cfg, split.raw_max, mean, std), split.y_val,
-               split.num_classes, split.name)
+    return Fed(
+        _normalize(split.x_train, cfg, split.raw_max, mean, std),
+        y_train,
+        _normalize(split.x_val, cfg, split.raw_max, mean, std),
+        split.y_val,
+        split.num_classes,
+        split.name,
+    )
 
 
 def draw_sample(fed: Fed, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -161,8 +165,11 @@ def train(cfg: RunConfig, seed: int) -> Result:
     model.compile(optimizer=optimizer, loss=builders.build_loss(cfg), metrics=["accuracy"])
     start = time.perf_counter()
     history = model.fit(
-        **_fit_inputs(cfg, fed, batch_size, seed), epochs=cfg.epochs, verbose=0,
-        validation_data=(fed.x_val, fed.y_val), callbacks=builders.schedule_callbacks(cfg),
+        **_fit_inputs(cfg, fed, batch_size, seed),
+        epochs=cfg.epochs,
+        verbose=0,
+        validation_data=(fed.x_val, fed.y_val),
+        callbacks=builders.schedule_callbacks(cfg),
     )
     seconds = time.perf_counter() - start
     request = {
@@ -170,15 +177,24 @@ def train(cfg: RunConfig, seed: int) -> Result:
             "model": {"keras_json": model.to_json()},
             "optimizer": _plain(optimizer_config),
             "lr_schedule": builders.schedule_spec(cfg, steps),
-            "loss": ({"name": "sparse_categorical_crossentropy", "from_logits": True}
-                     if cfg.from_logits else "sparse_categorical_crossentropy"),
+            "loss": (
+                {"name": "sparse_categorical_crossentropy", "from_logits": True}
+                if cfg.from_logits
+                else "sparse_categorical_crossentropy"
+            ),
             "batch_size": batch_size,
             "epochs": cfg.epochs,
-            "preprocessing": {"normalization": cfg.normalization,
-                              "augmentation": _augmentation_spec(cfg)},
-            "data": {"dataset_id": None, "num_classes": fed.num_classes, "num_examples": n,
-                     "input_min": float(fed.x_train.min()),
-                     "input_max": float(fed.x_train.max())},
+            "preprocessing": {
+                "normalization": cfg.normalization,
+                "augmentation": _augmentation_spec(cfg),
+            },
+            "data": {
+                "dataset_id": None,
+                "num_classes": fed.num_classes,
+                "num_examples": n,
+                "input_min": float(fed.x_train.min()),
+                "input_max": float(fed.x_train.max()),
+            },
         },
         "history": _plain({k: [float(v) for v in vs] for k, vs in history.history.items()}),
         "probes": {"enabled": False},
@@ -259,8 +275,12 @@ def save_sample(x: np.ndarray, y: np.ndarray, folder: Path) -> str:
             for key, array in (("x", x), ("y", y)):
                 buffer = io.BytesIO()
                 np.lib.format.write_array(buffer, np.ascontiguousarray(array))
-                archive.writestr(zipfile.ZipInfo(f"{key}.npy", _EPOCH), buffer.getvalue(),
-                                 compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+                archive.writestr(
+                    zipfile.ZipInfo(f"{key}.npy", _EPOCH),
+                    buffer.getvalue(),
+                    compress_type=zipfile.ZIP_DEFLATED,
+                    compresslevel=9,
+                )
     return name
 
 
@@ -269,8 +289,10 @@ def _losses(result: Result) -> dict[str, float | None]:
 
 
 def write_cases(cases: list[dict[str, Any]], out: Path) -> None:
-    with (out / "cases.jsonl.gz").open("wb") as raw, \
-            gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=9) as handle:
+    with (
+        (out / "cases.jsonl.gz").open("wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=9) as handle,
+    ):
         for case in cases:
             handle.write((json.dumps(case, separators=(",", ":")) + "\n").encode())
 
@@ -316,8 +338,9 @@ def _setup_tensorflow() -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def run_all(recipes: list[Recipe], seed: int,
-            out: Path) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+def run_all(
+    recipes: list[Recipe], seed: int, out: Path
+) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
     samples = out / "samples"
     samples.mkdir(parents=True, exist_ok=True)
     cache: dict[RunConfig, Result] = {}
@@ -325,9 +348,12 @@ def run_all(recipes: list[Recipe], seed: int,
     def trained(cfg: RunConfig, label: str) -> Result:
         if cfg not in cache:
             cache[cfg] = train(cfg, seed)
-            print(f"    trained {label:6s} in {cache[cfg].seconds:5.1f}s  "
-                  f"final loss {_fmt(cache[cfg].final('loss'))}  "
-                  f"val {_fmt(cache[cfg].final('val_loss'))}", flush=True)
+            print(
+                f"    trained {label:6s} in {cache[cfg].seconds:5.1f}s  "
+                f"final loss {_fmt(cache[cfg].final('loss'))}  "
+                f"val {_fmt(cache[cfg].final('val_loss'))}",
+                flush=True,
+            )
         return cache[cfg]
 
     cases: list[dict[str, Any]] = []
@@ -346,23 +372,28 @@ def run_all(recipes: list[Recipe], seed: int,
             dropped[recipe.cause].append(f"{case_id}: error {type(error).__name__}")
             continue
         classes = run.request["run"]["data"]["num_classes"]
-        why = (health_check(run, classes) if recipe.cause == HEALTHY
-               else hurt_check(recipe.cause, run, twin, classes))
+        why = (
+            health_check(run, classes)
+            if recipe.cause == HEALTHY
+            else hurt_check(recipe.cause, run, twin, classes)
+        )
         if why is not None:
             print(f"    DROPPED: {why}", flush=True)
             dropped[recipe.cause].append(f"{case_id}: {why}")
             continue
-        cases.append({
-            "case_id": case_id,
-            "cause": recipe.cause,
-            "variant": recipe.variant,
-            "dataset": recipe.faulty.dataset,
-            "request": run.request,
-            "twin": _losses(twin),  # for a healthy run: the run itself
-            "faulty": _losses(run),
-            "sample": save_sample(*run.sample, samples),
-            "train_seconds": round(run.seconds, 2),
-        })
+        cases.append(
+            {
+                "case_id": case_id,
+                "cause": recipe.cause,
+                "variant": recipe.variant,
+                "dataset": recipe.faulty.dataset,
+                "request": run.request,
+                "twin": _losses(twin),  # for a healthy run: the run itself
+                "faulty": _losses(run),
+                "sample": save_sample(*run.sample, samples),
+                "train_seconds": round(run.seconds, 2),
+            }
+        )
     return cases, dropped
 
 
@@ -370,8 +401,9 @@ def _fmt(value: float | None) -> str:
     return "  nan" if value is None else f"{value:.3f}"
 
 
-def print_table(cases: list[dict[str, Any]], dropped: dict[str, list[str]],
-                causes: list[str]) -> None:
+def print_table(
+    cases: list[dict[str, Any]], dropped: dict[str, list[str]], causes: list[str]
+) -> None:
     kept = Counter(case["cause"] for case in cases)
     print(f"\n{'cause':28s} {'kept':>4s} {'dropped':>7s}")
     for cause in causes:
@@ -380,8 +412,10 @@ def print_table(cases: list[dict[str, Any]], dropped: dict[str, list[str]],
             print(f"    dropped {reason}")
     total = sum(kept.values())
     share = kept[HEALTHY] / total if total else 0.0
-    print(f"{'total':28s} {total:4d} {sum(len(v) for v in dropped.values()):7d}"
-          f"   (healthy share {share:.0%})")
+    print(
+        f"{'total':28s} {total:4d} {sum(len(v) for v in dropped.values()):7d}"
+        f"   (healthy share {share:.0%})"
+    )
 
 
 def _folder_size(folder: Path) -> int:
@@ -389,27 +423,35 @@ def _folder_size(folder: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.faults.generate",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.faults.generate", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", nargs="+", choices=[*CAUSES, HEALTHY], metavar="CAUSE")
-    parser.add_argument("--quick", action="store_true",
-                        help="one variant per cause + 2 healthy, a quarter of the epochs")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="one variant per cause + 2 healthy, a quarter of the epochs",
+    )
     args = parser.parse_args(argv)
 
     _setup_tensorflow()
     recipes = select(args.only, args.quick)
-    print(f"{len(recipes)} recipes, seed {args.seed}, writing to {args.out}\nrule: {RULE}\n",
-          flush=True)
+    print(
+        f"{len(recipes)} recipes, seed {args.seed}, writing to {args.out}\nrule: {RULE}\n",
+        flush=True,
+    )
     start = time.perf_counter()
     cases, dropped = run_all(recipes, args.seed, args.out)
     write_cases(cases, args.out)
     _prune_samples(cases, args.out / "samples")
     causes = [c for c in (*CAUSES, HEALTHY) if any(r.cause == c for r in recipes)]
     print_table(cases, dropped, causes)
-    print(f"\ntotal time {time.perf_counter() - start:.0f}s; output "
-          f"{_folder_size(args.out) / 1e6:.2f} MB in {args.out}")
+    print(
+        f"\ntotal time {time.perf_counter() - start:.0f}s; output "
+        f"{_folder_size(args.out) / 1e6:.2f} MB in {args.out}"
+    )
     return 0
 
 

@@ -7,7 +7,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query
+from fastapi import APIRouter, BackgroundTasks, Body, Header, Query
 from fastapi.responses import Response
 
 from service.analysis.report import architecture, static_report
@@ -33,6 +33,7 @@ from service.schemas.diagnosis import (
 from service.schemas.history import History
 from service.settings import Settings
 from service.store import Store
+from service.webhooks import check_target, completion_event, deliver
 
 router = APIRouter(prefix="/v1/diagnoses", tags=["diagnoses"])
 
@@ -84,6 +85,7 @@ def create_diagnosis(
     store: StoreDep,
     settings: SettingsDep,
     queue: QueueDep,
+    background: BackgroundTasks,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Response:
     """Diagnose a run. Without probes the finished report comes back at once (201); with
@@ -102,6 +104,8 @@ def create_diagnosis(
             )
         doc = _create(body, request_json, tenant, store, settings, queue)
         claim.created = doc["id"]
+    if body.callback_url and doc["status"] == "succeeded":
+        background.add_task(deliver, body.callback_url, completion_event(doc), settings)
     status = 202 if doc["status"] == "queued" else 201
     return _json(public(doc), status, {"Location": f"/v1/diagnoses/{doc['id']}"})
 
@@ -115,6 +119,8 @@ def _create(
     queue: ProbeQueue,
 ) -> dict[str, Any]:
     _check_points(body.history, settings)
+    if body.callback_url:
+        check_target(body.callback_url, settings)
     if body.live and store.count_active(tenant) >= settings.max_active_per_tenant:
         raise TooManyRequests(
             f"{settings.max_active_per_tenant} diagnoses are already open or "
@@ -220,6 +226,7 @@ def append_history(
     tenant: TenantDep,
     store: StoreDep,
     settings: SettingsDep,
+    background: BackgroundTasks,
 ) -> Response:
     """Feed a live diagnosis (created with `"live": true`) the epochs since the last call; the
     report is redone at once, so a NaN or a stall shows within one epoch. `close` ends it."""
@@ -245,6 +252,8 @@ def append_history(
             "status": "succeeded" if append.close else "running",
         },
     )
+    if append.close and request.callback_url and updated:
+        background.add_task(deliver, request.callback_url, completion_event(updated), settings)
     return _json(public(updated or doc))
 
 

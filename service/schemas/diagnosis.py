@@ -30,6 +30,11 @@ class DiagnosisRequest(BaseModel):
     run: RunSpec = Field(default_factory=RunSpec)
     history: History
     probes: ProbeOptions = Field(default_factory=ProbeOptions)
+    callback_url: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="POSTed a signed `diagnosis.succeeded` / `diagnosis.failed` event when done.",
+    )
     live: bool = Field(
         default=False,
         description="Keep the diagnosis open (status running) for epochs appended with "
