@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -74,6 +74,7 @@ class Session:
     canceled: bool = False
     epoch_steps: int | None = None  # steps standing for one of the run's epochs in a probe
     halving: bool = True  # False: every probe trains the full 4·S0 (the benchmark's reference)
+    eval_every: int = 10  # steps per curve point, the same in every rung so curves join up
 
     def should_stop(self) -> bool:
         # Throttled: one store read per half second is enough to stop within one window.
@@ -105,7 +106,8 @@ class Session:
         """Train (or recall) one probe for one seed up to `start + steps` steps."""
         key = f"{probe.name}|{seed}|{rung}"
         stored = self.store.probe_results(self.diagnosis_id).get(key)
-        if stored is not None:
+        if stored is not None:  # measured before a redelivery: reuse, never train twice
+            self.done += 1
             return stored
         if self.should_stop():
             raise Canceled
@@ -116,7 +118,7 @@ class Session:
             self.data,
             steps if weights is not None else start + steps,
             seed,
-            eval_every=max(1, (start + steps) // 20),
+            eval_every=self.eval_every,
             should_stop=self.should_stop,
             param_budget=self.settings.param_budget,
             initial_weights=weights,
@@ -256,6 +258,7 @@ def _probe(s: Session, static: Report) -> Report:
     # The longest probes (4·S0 steps) stand for the run's whole length: schedules in epochs
     # are scaled onto them ("halve every 10 epochs" of a 40-epoch run: every 1/4 of a probe).
     s.epoch_steps = max(1, 4 * s0 // (s.request.run.epochs or 20))
+    s.eval_every = max(1, s0 // 5)
     outcomes = _successive_halving(s, probes, s0, ctx.chance, protected)
     return _verdict(s, static, ctx.chance, outcomes, skipped, s0)
 
@@ -399,7 +402,11 @@ def _verdict(
         judge(base, out, chance, best[out.probe.metric]) for base, out in compared.values()
     ]
     bad = reproduced(baselines[-1], chance)
-    finals = {name: outs[-1] for name, outs in rungs.items()}
+    # A probe's curve runs across its rungs (each rung continued the last one's weights).
+    finals = {
+        name: replace(outs[-1], curve=[p for o in outs for p in o.curve])
+        for name, outs in rungs.items()
+    }
     combined = combined_patch(judgements, finals)
     runs = [_probe_run(o, s.seeds) for o in finals.values()]
     verified = False
