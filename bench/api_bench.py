@@ -50,7 +50,7 @@ def ten_layer_keras_json() -> str:
         },
     }
     layers.insert(conv + 1, bn)
-    bn2 = copy.deepcopy(bn)
+    bn2: dict[str, Any] = copy.deepcopy(bn)
     bn2["config"]["name"] = "bn_2"
     layers.insert(conv + 4, bn2)
     return json.dumps(doc)
