@@ -101,3 +101,14 @@ def test_classes_are_inferred_only_from_a_loss_flat_at_ln_c(
     loss: list, expected: int | None
 ) -> None:
     assert infer_classes(loss) == expected
+
+
+def test_first_step_loss_reveals_a_high_initial_loss_the_epoch_mean_hides() -> None:
+    history = {"loss": [2.5, 1.2, 0.8, 0.6], "step_loss": [30.0, 9.0, 3.0, 2.4]}
+    assert "high_initial_loss" in symptoms(history)
+    assert "high_initial_loss" not in symptoms({"loss": [2.5, 1.2, 0.8, 0.6]})
+
+
+def test_gradient_norm_growing_a_hundredfold_is_explosion() -> None:
+    history = {"loss": [2.3, 2.2, 2.25, 2.3], "grad_norm": [1.0, 3.0, 150.0, None]}
+    assert "explosion" in symptoms(history)

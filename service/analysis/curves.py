@@ -118,6 +118,8 @@ def analyze(history: History, chance: float | None, num_classes: int | None) -> 
     window = loss[-max(3, n // 4) :] if n >= 3 else loss
     detrended = np.diff(window) - _slope(window) if len(window) > 2 else np.zeros(1)
     symptoms += _loss_symptoms(loss, at, scale, chance, history, num_classes)
+    if not any(s.id == "explosion" for s in symptoms):
+        symptoms += _gradient_explosion(history)
     val = _val_facts(history, scale)
     symptoms += val.symptoms
     return CurveFacts(
@@ -160,16 +162,19 @@ def _loss_symptoms(
     out: list[Symptom] = []
     n = len(loss)
     first, last_epoch = float(loss[0]), int(at[-1])
-    {i: (1 if i == 0 else int(at[i - 1]) + 1) for i in (0, n - 1)}
-
     # High initial loss: a fresh, well-scaled classifier starts near chance; twice that in the
-    # first epoch's average means logits far larger than the init should produce.
-    if chance is not None and first > 2.0 * chance:
+    # first epoch's average (or the very first step's loss, when sent) means logits far larger
+    # than the init should produce.
+    steps = history.step_loss
+    initial, what = first, "first loss"
+    if steps and math.isfinite(steps[0]):
+        initial, what = steps[0], "first step's loss"
+    if chance is not None and initial > 2.0 * chance:
         out.append(
             Symptom(
                 id="high_initial_loss",
                 epochs=(1, int(at[0])),
-                detail=f"first loss {first:.3g} is {first / chance:.1f}× the chance "
+                detail=f"{what} {initial:.3g} is {initial / chance:.1f}× the chance "
                 f"loss ln C = {chance:.3f}",
             )
         )
@@ -224,6 +229,25 @@ def _loss_symptoms(
     elif n >= 3:
         out += _tail_shape(loss, at, scale, chance)
     return out
+
+
+def _gradient_explosion(history: History) -> list[Symptom]:
+    """Gradient norms that grow a hundredfold (or overflow) explode before the loss shows it."""
+    norms = np.asarray(history.grad_norm or [], dtype=float)
+    if len(norms) < 2 or not math.isfinite(norms[0]) or norms[0] <= 0:
+        return []
+    later = norms[1:]
+    bad = ~np.isfinite(later) | (later > 100 * norms[0])
+    if not bad.any():
+        return []
+    at = int(np.argmax(bad)) + 2
+    return [
+        Symptom(
+            id="explosion",
+            epochs=(at, len(norms)),
+            detail=f"gradient norm went from {norms[0]:.3g} to {norms[at - 1]:.3g} by epoch {at}",
+        )
+    ]
 
 
 def _stuck_at_chance(
