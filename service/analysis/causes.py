@@ -54,6 +54,14 @@ def learning_rate_too_high(ctx: Context) -> Found:
         ev.append(Evidence(1, "the loss oscillates from epoch to epoch"))
     if c.early_rises >= 2:
         ev.append(Evidence(0.5, f"the loss rose in {c.early_rises} of the first 4 epochs"))
+    if r is not None and r.decades_above > 0 and _learned(ctx):
+        ev.append(
+            Evidence(
+                -1,
+                "yet the run learned at this rate: the loss fell by "
+                f"{c.total_drop:.0%} of the chance loss",
+            )
+        )
     if c.has("stuck_at_chance") and (
         r is None or (r.optimizer in _ADAPTIVE and r.decades_above > -0.5)
     ):
@@ -101,6 +109,12 @@ def learning_rate_too_low(ctx: Context) -> Found:
     return ev, lambda: _lr_fix(ctx, "Raise the learning rate 10×, or run an LR range test")
 
 
+def _learned(ctx: Context) -> bool:
+    """The loss fell by a real part of chance (or of where it started) with nothing severe."""
+    c = ctx.curve
+    return not ctx.severe and c.total_drop is not None and c.total_drop > 0.3
+
+
 def missing_lr_decay(ctx: Context) -> Found:
     ev: list[Evidence] = []
     c, run = ctx.curve, ctx.run
@@ -134,6 +148,14 @@ def missing_lr_decay(ctx: Context) -> Found:
     r = ctx.lr
     if r is not None and r.effective < r.band.typical / 3:
         ev.append(Evidence(-1, f"{r.describe()} is already small for {display(r.optimizer)}"))
+    if r is not None and not decays and _learned(ctx) and r.effective >= 3 * r.band.typical:
+        ev.append(
+            Evidence(
+                1.5,
+                f"{r.describe()} is large for {display(r.optimizer)}, and the "
+                "loss fell: a step this size needs to shrink to settle lower",
+            )
+        )
     lr = r.learning_rate if r else 1e-3
     return ev, lambda: fixes.step_decay(lr, run.epochs or ctx.curve.epochs)
 
@@ -200,10 +222,16 @@ def _init_gain(ctx: Context) -> tuple[float, int, list[str], list[Evidence]]:
             continue
         if not layer.fan_in or not layer.init_std:
             continue
-        ideal = math.sqrt(
-            (2.0 if fixes.initializer_for(layer.activation) == "he_normal" else 1.0) / layer.fan_in
-        )
-        ratio = math.log10(layer.init_std / ideal)
+        # Standard schemes span a range: Glorot (fan-average) to He (2/fan-in) for ReLUs,
+        # Glorot to LeCun (1/fan-in) otherwise. Only a scale outside that range counts.
+        fan_out = layer.fan_out or layer.fan_in
+        low = math.sqrt(2.0 / (layer.fan_in + fan_out))
+        relu = fixes.initializer_for(layer.activation) == "he_normal"
+        high = math.sqrt((2.0 if relu else 1.0) / layer.fan_in)
+        low, high = min(low, high), max(low, high)
+        std = layer.init_std
+        ideal = high if std > high else low
+        ratio = 0.0 if low <= std <= high else math.log10(std / ideal)
         if abs(ratio) >= 0.3:  # 2× off: worth re-initialising along with the worst layers
             culprits.append(layer.name)
             if len(texts) < 3 and abs(ratio) >= 0.5:
@@ -311,7 +339,7 @@ def noisy_labels(ctx: Context) -> Found:
                 "validation labels",
             )
         )
-    if c.val_gap is not None and c.val_gap < -0.1 and not heavy_reg:
+    if c.val_gap is not None and c.val_gap < -0.05 and not heavy_reg:
         ev.append(
             Evidence(1, "training loss stays above validation loss without strong regularization")
         )
@@ -388,17 +416,26 @@ def excessive_regularization(ctx: Context) -> Found:
     if drop >= 0.7:
         ev.append(Evidence(2, f"dropout rate {drop:g} drops most activations in training"))
     if ev:
-        if c.val_gap is not None and c.val_gap < -0.1:
+        if c.val_gap is not None and c.val_gap < -0.05:
             ev.append(
                 Evidence(
                     1.5,
-                    "training loss stays above validation loss, which carries no "
-                    "penalty and no dropout",
+                    "training loss stays above validation loss, which carries "
+                    "no penalty and no dropout",
+                )
+            )
+        acc, val_acc = c.final_accuracy, c.final_val_accuracy
+        if acc is not None and val_acc is not None and val_acc - acc > 0.05:
+            ev.append(
+                Evidence(
+                    1.5,
+                    f"training accuracy {acc:.2f} stays below validation "
+                    f"accuracy {val_acc:.2f}: the handicap acts in training only",
                 )
             )
         if c.has("plateau") or c.has("stuck_at_chance") or c.has("noisy_floor"):
             ev.append(Evidence(0.5, "the training loss levels off high"))
-    if c.val_gap is not None and c.val_gap > 0.15 and c.val_rise and c.val_rise > 0.05:
+    if c.overfits and _fits_training_data(ctx):
         ev.append(Evidence(-2, "the model overfits, so it is not over-regularized"))
     return ev, lambda: _relax_fix(ctx)
 
@@ -444,7 +481,7 @@ def insufficient_capacity(ctx: Context) -> Found:
                     "loss alongside: underfitting",
                 )
             )
-    if c.val_gap is not None and c.val_gap > 0.15 and c.val_rise and c.val_rise > 0.05:
+    if c.overfits and _fits_training_data(ctx):
         ev.append(Evidence(-2, "the model overfits, so it has capacity to spare"))
     return ev, lambda: _widen_fix(ctx)
 
@@ -455,26 +492,38 @@ def _widen_fix(ctx: Context) -> Fix:
     return fixes.widen(ctx.run, ctx.layer_names, 2, floor=2 * (ctx.num_classes or 8))
 
 
+def _fits_training_data(ctx: Context) -> bool:
+    """The training loss got low: what goes wrong happens on held-out data."""
+    return ctx.curve.level is not None and ctx.curve.level < HIGH_LEVEL
+
+
 def overfitting(ctx: Context) -> Found:
     ev: list[Evidence] = []
     c = ctx.curve
-    if c.val_rise is not None and c.val_gap is not None:
-        if c.val_rise > 0.05 and c.val_gap > 0.15:
-            ev.append(
-                Evidence(
-                    3,
-                    f"validation loss rose {c.val_rise * (ctx.chance or 1):.3g} "
-                    f"from its best (epoch {c.val_min_epoch}) while training loss "
-                    "kept falling",
-                )
+    if c.overfits:
+        rise = f"{c.val_rise * ctx.chance:.3g} " if ctx.chance and c.val_rise else ""
+        # Overfitting needs a model that fits its training data; with the training loss still
+        # high, the causes of that come first.
+        ev.append(
+            Evidence(
+                3 if _fits_training_data(ctx) else 1,
+                f"validation loss rose {rise}from its best (epoch "
+                f"{c.val_min_epoch}) while training loss kept falling",
             )
-        elif c.val_gap > 0.3:
-            ev.append(Evidence(1.5, "validation loss stays far above training loss"))
+        )
+    elif c.val_gap is not None and c.val_gap > 0.3 and ctx.chance:
+        ev.append(Evidence(1.5, "validation loss stays far above training loss"))
     if ev:
         if c.level is not None and c.level < HIGH_LEVEL:
             ev.append(Evidence(0.5, "the training loss itself is low"))
-        aug = ctx.run.preprocessing.augmentation if ctx.run.preprocessing else None
-        if aug is None and not (ctx.arch and ctx.arch.augmentation_layers):
+        prep = ctx.run.preprocessing
+        # Only a run that describes its pipeline can be said to lack augmentation.
+        if (
+            prep is not None
+            and prep.augmentation is None
+            and ctx.arch is not None
+            and not ctx.arch.augmentation_layers
+        ):
             ev.append(Evidence(0.5, "the run uses no data augmentation"))
         if ctx.arch and ctx.num_examples and ctx.arch.total_params > 100 * ctx.num_examples:
             ev.append(
@@ -569,11 +618,13 @@ def kernel_size_mismatch(ctx: Context) -> Found:
             )
         stride = _stride(ctx, layer.name)
         if stride > max(k):
+            skipped = 1 - (k[0] * k[1]) / stride**2
             ev.append(
                 Evidence(
-                    2.5,
+                    2 + 2 * skipped,
                     f"layer {layer.name!r}: stride {stride} is larger than its "
-                    f"{k[0]}×{k[1]} kernel, so pixels are skipped",
+                    f"{k[0]}×{k[1]} kernel, so {skipped:.0%} of the pixels are "
+                    "never seen",
                 )
             )
         if len(ev) >= 3:

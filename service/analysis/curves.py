@@ -37,6 +37,7 @@ class CurveFacts:
     val_gap: float | None = None  # (val - train) at the end, in units of chance_loss
     val_rise: float | None = None  # val final - val min, in units of chance_loss
     val_min_epoch: int | None = None
+    overfits: bool = False  # validation loss rose well above its best while training fell
     final_accuracy: float | None = None
     final_val_accuracy: float | None = None
     symptoms: list[Symptom] = field(default_factory=list)
@@ -120,7 +121,7 @@ def analyze(history: History, chance: float | None, num_classes: int | None) -> 
     symptoms += _loss_symptoms(loss, at, scale, chance, history, num_classes)
     if not any(s.id == "explosion" for s in symptoms):
         symptoms += _gradient_explosion(history)
-    val = _val_facts(history, scale)
+    val = _val_facts(history, scale, chance)
     symptoms += val.symptoms
     return CurveFacts(
         epochs=n_raw,
@@ -135,6 +136,7 @@ def analyze(history: History, chance: float | None, num_classes: int | None) -> 
         val_gap=val.gap,
         val_rise=val.rise,
         val_min_epoch=val.min_epoch,
+        overfits=val.overfits,
         final_accuracy=_last_finite(history.series("accuracy") or history.series("acc")),
         final_val_accuracy=_last_finite(
             history.series("val_accuracy") or history.series("val_acc")
@@ -310,6 +312,19 @@ def _tail_shape(
 
     signs = np.sign(d[d != 0])
     flips = float(np.mean(signs[1:] != signs[:-1])) if len(signs) > 2 else 0.0
+    # Bumps: in the second half, epochs where the loss jumped up by 5% of its level and by a
+    # real amount (2% of ln C). Two of them mean the steps are too large to settle.
+    half = loss[n // 2 - 1 :] if n >= 6 else loss[:0]
+    ups = np.diff(half)
+    bumps = int(((ups > 0.05 * half[:-1]) & (ups > 0.02 * scale)).sum()) if len(half) > 1 else 0
+    if bumps >= 2 and not (flips > 0.5 and noise > 0.02 * scale and noise > abs(slope)):
+        out.append(
+            Symptom(
+                id="oscillation",
+                epochs=(int(at[n // 2 - 1]) + 1, int(at[-1])),
+                detail=f"the loss jumped up by more than 5% in {bumps} epochs of the second half",
+            )
+        )
     if flips > 0.5 and noise > 0.02 * scale and noise > abs(slope):
         out.append(
             Symptom(
@@ -359,10 +374,11 @@ class _Val:
     gap: float | None = None
     rise: float | None = None
     min_epoch: int | None = None
+    overfits: bool = False
     symptoms: tuple[Symptom, ...] = ()
 
 
-def _val_facts(history: History, scale: float) -> _Val:
+def _val_facts(history: History, scale: float, chance: float | None) -> _Val:
     """Train/validation gap and the validation loss's rise from its best epoch."""
     if not history.val_loss:
         return _Val()
@@ -380,7 +396,12 @@ def _val_facts(history: History, scale: float) -> _Val:
     rise = float(_median(v[-k:]) - v[best]) / scale
     span = (int(epochs[best]), int(epochs[-1]))
     symptoms: tuple[Symptom, ...] = ()
-    if gap > 0.15 and rise > 0.05:
+    if chance is not None:  # on the scale of ln C
+        overfits = gap > 0.15 and rise > 0.05
+    else:  # no ln C: measure against the best validation loss itself
+        best_val = max(float(v[best]), 1e-12)
+        overfits = (gap * scale > 0.3 * best_val) and (rise * scale > 0.3 * best_val)
+    if overfits:
         detail = (
             f"validation loss rose {rise * scale:.3g} from its best (epoch {span[0]}) while "
             f"training loss fell to {float(_median(t[-k:])):.3g}; gap {gap * scale:.3g}"
@@ -392,4 +413,4 @@ def _val_facts(history: History, scale: float) -> _Val:
             "only in training (penalty, dropout, augmentation, label noise) holds it up"
         )
         symptoms = (Symptom(id="train_val_gap", epochs=(int(epochs[0]), span[1]), detail=detail),)
-    return _Val(gap, rise, span[0], symptoms)
+    return _Val(gap, rise, span[0], overfits, symptoms)
