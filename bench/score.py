@@ -196,6 +196,9 @@ def run_mode(
 
 
 def main() -> None:
+    import logging
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", help="a running service; default: the app in this process")
     parser.add_argument("--probes", action="store_true", help="also score probe mode (--url)")
