@@ -1,7 +1,7 @@
 """Score the diagnosis on the fault benchmark (bench/faults/data).
 
     .venv/bin/python -m bench.score                  # static mode, in-process service
-    .venv/bin/python -m bench.score --url http://127.0.0.1:8000 --probes --budget 60
+    .venv/bin/python -m bench.score --url http://127.0.0.1:8000 --modes probes --per-cause 1
 
 Prints and writes (bench/out/score.json, bench/out/score.md): top-1 and top-3 accuracy,
 per-cause recall and precision, the confusion matrix, the false-alarm rate on healthy runs,
@@ -61,6 +61,19 @@ def remote(url: str) -> Iterator[Client]:
 
     with httpx.Client(base_url=url, timeout=60) as client:
         yield client
+
+
+def first_per_cause(
+    cases: list[dict[str, Any]], n: int, healthy: int | None = None
+) -> list[dict[str, Any]]:
+    """The first `n` cases of each cause (`healthy` of the healthy runs): a fixed subset."""
+    seen: Counter[str] = Counter()
+    out = []
+    for case in cases:
+        seen[case["cause"]] += 1
+        if seen[case["cause"]] <= (healthy if healthy and case["cause"] == "healthy" else n):
+            out.append(case)
+    return out
 
 
 def history_only(request: dict[str, Any]) -> dict[str, Any]:
@@ -201,22 +214,34 @@ def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", help="a running service; default: the app in this process")
-    parser.add_argument("--probes", action="store_true", help="also score probe mode (--url)")
     parser.add_argument("--budget", type=float, default=60)
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--limit", type=int, default=0, help="first N cases only")
+    parser.add_argument(
+        "--per-cause",
+        type=int,
+        default=0,
+        help="only the first N cases of each cause (a fixed subset)",
+    )
+    parser.add_argument(
+        "--modes", default="static,history", help="comma-separated: static, history, probes"
+    )
     args = parser.parse_args()
-    cases = load_cases(args.data)[: args.limit or None]
-    modes = ["static", "history"] + (["probes"] if args.probes else [])
+    cases = load_cases(args.data)
+    if args.per_cause:
+        cases = first_per_cause(cases, args.per_cause)
+    modes = args.modes.split(",")
     results, all_rows = {}, {}
     with remote(args.url) if args.url else in_process() as client:
         for mode in modes:
             rows = run_mode(client, cases, mode, args.budget, args.data)
             results[mode], all_rows[mode] = score(rows), rows
     OUT.mkdir(exist_ok=True)
-    (OUT / "score.json").write_text(json.dumps({"results": results, "rows": all_rows}, indent=1))
+    tag = "-".join(modes) + (f"-per{args.per_cause}" if args.per_cause else "")
+    (OUT / f"score-{tag}.json").write_text(
+        json.dumps({"results": results, "rows": all_rows}, indent=1)
+    )
     table = markdown(results)
-    (OUT / "score.md").write_text(table + "\n")
+    (OUT / f"score-{tag}.md").write_text(table + "\n")
     print(table)
     for mode, s in results.items():
         print(f"\n{mode} confusion (truth → predicted):")

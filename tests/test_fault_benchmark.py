@@ -9,19 +9,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from bench.score import DATA, diagnose, history_only, load_cases, predicted
+from bench.score import DATA, diagnose, first_per_cause, history_only, load_cases, predicted
 
 FLOOR_TOP1 = 0.8  # the target for the whole benchmark is 0.90; this subset must not sink below
 
 
 def subset() -> list[dict[str, Any]]:
     """The first case of every cause, and the first three healthy runs (a fixed choice)."""
-    chosen: dict[str, list[dict[str, Any]]] = {}
-    for case in load_cases():
-        wanted = 3 if case["cause"] == "healthy" else 1
-        if len(chosen.setdefault(case["cause"], [])) < wanted:
-            chosen[case["cause"]].append(case)
-    return [case for cases in chosen.values() for case in cases]
+    return first_per_cause(load_cases(), 1, healthy=3)
 
 
 @pytest.fixture(autouse=True)
