@@ -165,7 +165,8 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
         lines.append(
             f"| {mode} | {s['cases']} | {s['top1']:.2f} | {s['top3']:.2f} | "
             f"{s['faulty_top1']:.2f} | {s['false_alarm_rate']:.2f} | "
-            f"{s['probe_confirms_top']:.2f} | {s['seconds_per_case']:.2f} |"
+            + (f"{s['probe_confirms_top']:.2f}" if mode == "probes" else "–")
+            + f" | {s['seconds_per_case']:.2f} |"
         )
     first = next(iter(results.values()))
     lines += [

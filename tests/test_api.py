@@ -259,3 +259,16 @@ def test_appending_to_a_finished_diagnosis_is_409(client: TestClient) -> None:
     done = client.post("/v1/diagnoses", json=body()).json()
     r = client.post(f"/v1/diagnoses/{done['id']}/history", json={"history": {"loss": [1.0]}})
     assert_problem(r, 409)
+
+
+def test_stored_request_with_keras_json_validates_again(client: TestClient) -> None:
+    from service.schemas.diagnosis import DiagnosisRequest
+
+    keras_json = (FIXTURES / "seed_cnn.json").read_text()
+    created = client.post(
+        "/v1/diagnoses",
+        json={"run": {"model": {"keras_json": keras_json}}, "history": {"loss": [2.3, 2.0]}},
+    ).json()
+    stored = client.app.state.store.get_request(created["id"])  # type: ignore[attr-defined]
+    again = DiagnosisRequest.model_validate(stored)  # what the worker does
+    assert again.run.model is not None and again.run.model.layers

@@ -149,13 +149,12 @@ def run_diagnosis(
     doc = store.get_diagnosis(diagnosis_id)
     if doc is None or doc["status"] not in ("queued", "running"):
         return  # deleted, canceled, or a redelivery of a finished task
-    raw = store.get_request(diagnosis_id)
-    assert raw is not None
-    request = DiagnosisRequest.model_validate(raw)
     try:
+        request = DiagnosisRequest.model_validate(store.get_request(diagnosis_id))
         session = _session(store, diagnosis_id, settings, request)
         session.halving = halving
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError) as exc:  # pydantic's ValidationError is a ValueError
+        log.exception("diagnosis %s cannot start", diagnosis_id)
         fail(store, diagnosis_id, f"probes cannot start: {exc}", settings)
         return
     store.update_diagnosis(diagnosis_id, {"status": "running", "updated_at": _now()})

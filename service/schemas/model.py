@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 LayerType = Literal[
     "conv2d",
@@ -129,6 +136,16 @@ class ModelSpec(BaseModel):
         default=None, min_length=1, max_length=4
     )
     layers: list[Layer] | None = Field(default=None, min_length=1, max_length=500)
+
+    @model_serializer(mode="wrap")
+    def _as_sent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # The layer list translated from Keras JSON is derived data: dump what the client sent,
+        # so that a stored request validates again (keras_json and layers together do not).
+        data: dict[str, Any] = handler(self)
+        if self.keras_json is not None:
+            data.pop("layers", None)
+            data.pop("input_shape", None)
+        return data
 
     @model_validator(mode="after")
     def _translate(self) -> ModelSpec:
