@@ -108,3 +108,15 @@ def test_revise_raises_confirmed_causes_lowers_refuted_ones_and_combines_fixes()
     if "learning_rate_too_high" in before:
         assert after["learning_rate_too_high"] < before["learning_rate_too_high"]
     assert combined_patch(judgements, {"he": he, "lr_x0.1": lr}) == {"model": {"x": 1}}
+
+
+def test_a_lower_training_loss_bought_with_a_worse_held_out_loss_is_not_a_fix() -> None:
+    baseline = Outcome(Probe("baseline", "", {}), [1.9, 1.92], val_losses=[1.2, 1.22])
+    memorises = Outcome(
+        Probe("lr_x10", "learning_rate_too_low", {}), [0.9, 0.95], val_losses=[1.9, 2.0]
+    )
+    generalises = Outcome(
+        Probe("he", "poor_weight_initialization", {}), [0.9, 0.95], val_losses=[0.8, 0.82]
+    )
+    assert not judge(baseline, memorises, LN10).confirmed
+    assert judge(baseline, generalises, LN10).confirmed

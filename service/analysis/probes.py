@@ -168,9 +168,21 @@ def judge(
     if base is None:  # the baseline blew up and the probe did not: that is the effect
         return Judgement(name, cause, math.inf, noise, near_best, False)
     gain = base - probe
-    confirmed = gain > max(2 * noise, 0.1 * scale) and near_best
+    confirmed = (
+        gain > max(2 * noise, 0.1 * scale) and near_best and _generalizes(baseline, outcome, scale)
+    )
     refuted = gain < max(noise, 0.03 * scale)
     return Judgement(name, cause, gain, noise, confirmed, refuted)
+
+
+def _generalizes(baseline: Outcome, outcome: Outcome, scale: float) -> bool:
+    """A fix lowers the training loss without raising the held-out loss beyond noise: a lower
+    training loss bought with a worse held-out one is memorisation (of noisy labels, say)."""
+    base, probe = baseline.mean("val"), outcome.mean("val")
+    if outcome.probe.metric == "val" or base is None or probe is None:
+        return True
+    noise = max(baseline.spread("val"), outcome.spread("val"))
+    return probe <= base + max(noise, 0.05 * scale)
 
 
 def reproduced(baseline: Outcome, chance: float | None) -> bool:
