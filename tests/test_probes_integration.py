@@ -186,6 +186,32 @@ def test_sigkilled_worker_process_still_completes_the_diagnosis(stack: dict[str,
     assert all(p["seeds"] == 2 for p in doc["report"]["probes"] if p["status"] == "succeeded")
 
 
+def test_concurrent_probe_diagnoses_all_complete_unmixed(stack: dict[str, Any]) -> None:
+    client = stack["client"]
+    # Different faults, so a report landing on the wrong diagnosis would show.
+    stddevs = [1.0, 0.05, 2.0, 0.05]
+    locations = []
+    for stddev in stddevs:
+        body = {
+            "run": faulty_run(stack["dataset"], stddev),
+            "history": STUCK,
+            "probes": {"enabled": True, "budget_seconds": 10, "seeds": 1},
+        }
+        r = client.post("/v1/diagnoses", json=body)
+        assert r.status_code == 202, r.text
+        locations.append(r.headers["location"])
+    docs = [
+        wait_for(client, loc, lambda d: d["status"] in ("succeeded", "failed"), timeout=300)
+        for loc in locations
+    ]
+    assert [d["status"] for d in docs] == ["succeeded"] * len(stddevs)
+    for doc, stddev in zip(docs, stddevs, strict=True):
+        stored = client.app.state.store.get_request(doc["id"])  # type: ignore[attr-defined]
+        init = stored["run"]["model"]["layers"][0]["kernel_initializer"]
+        assert init["stddev"] == stddev
+        assert doc["report"]["probes"][0]["name"] == "baseline"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -216,7 +216,9 @@ def revise(
             change = compared[confirmed[0].probe][1].probe.change
             causes[cause_id] = Cause(
                 id=cause_id,  # type: ignore[arg-type]
-                confidence=round(sigmoid(PRIOR), 3),
+                # A probe alone (+3 below) leaves it short of credible: a static cause with
+                # evidence of its own, which no probe can test (noisy labels), still outranks it.
+                confidence=round(sigmoid(PRIOR - 1), 3),
                 evidence=[],
                 fix=Fix(summary=f"Apply probe {confirmed[0].probe}'s change", patch=change),
             )
