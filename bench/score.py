@@ -218,6 +218,12 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=60)
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument(
+        "--healthy",
+        type=int,
+        default=0,
+        help="with --per-cause: how many healthy runs (default: the same N)",
+    )
+    parser.add_argument(
         "--per-cause",
         type=int,
         default=0,
@@ -229,7 +235,7 @@ def main() -> None:
     args = parser.parse_args()
     cases = load_cases(args.data)
     if args.per_cause:
-        cases = first_per_cause(cases, args.per_cause)
+        cases = first_per_cause(cases, args.per_cause, args.healthy or None)
     modes = args.modes.split(",")
     results, all_rows = {}, {}
     with remote(args.url) if args.url else in_process() as client:

@@ -259,7 +259,10 @@ def _probe(s: Session, static: Report) -> Report:
     s.epoch_steps = max(1, 4 * s0 // (s.request.run.epochs or 20))
     s.eval_every = max(1, s0 // 5)
     outcomes = _successive_halving(s, probes, s0, ctx.chance, protected)
-    return _verdict(s, static, ctx.chance, outcomes, skipped, s0)
+    # The user's own, full-length history outranks short probes: a run that trains
+    # convincingly is not made a problem by a change that trains it faster.
+    user_healthy = ctx.health >= 0.5
+    return _verdict(s, static, ctx.chance, outcomes, skipped, s0, user_healthy)
 
 
 def _lr_probe(s: Session, lr: float | None) -> Probe | None:
@@ -377,6 +380,7 @@ def _verdict(
     rungs: dict[str, list[Outcome]],
     skipped: list[Probe],
     s0: int,
+    user_healthy: bool,
 ) -> Report:
     baselines = rungs["baseline"]
     compared = {
@@ -400,7 +404,7 @@ def _verdict(
     judgements = [
         judge(base, out, chance, best[out.probe.metric]) for base, out in compared.values()
     ]
-    bad = reproduced(baselines[-1], chance)
+    bad = reproduced(baselines[-1], chance) and not user_healthy
     # A probe's curve runs across its rungs (each rung continued the last one's weights).
     finals = {
         name: replace(outs[-1], curve=[p for o in outs for p in o.curve])
@@ -442,8 +446,8 @@ def _verdict(
         notes.append(s.data.note)
     if not bad:
         notes.append(
-            "The replayed baseline trains well, so probe improvements were not taken "
-            "as evidence of a fault."
+            "Your run (or its replayed baseline) trains well, so probe improvements were not "
+            "taken as evidence of a fault."
         )
     summary = static.summary
     confirmed = [c for c in causes if c.probe and c.probe.confirmed]
