@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import gzip
 import io
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path("/usr/share/datasets/fashion-mnist")
+from workers.data import fashion_mnist_train
 
 
 def sample(n: int = 768, size: int = 14, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """n images (uint8, size×size×1, 2×2-averaged from 28×28) and their labels."""
-    with gzip.open(ROOT / "train-images-idx3-ubyte.gz") as f:
-        images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)
-    with gzip.open(ROOT / "train-labels-idx1-ubyte.gz") as f:
-        labels = np.frombuffer(f.read(), np.uint8, offset=8)
+    """n images (uint8, size×size×1, block-averaged from 28×28) and their labels."""
+    images, labels = fashion_mnist_train()
     idx = np.random.default_rng(seed).choice(len(images), n, replace=False)
     x = images[idx].astype(np.float32)
     factor = 28 // size

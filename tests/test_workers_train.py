@@ -35,12 +35,12 @@ def test_stand_in_for_more_than_ten_classes_says_so() -> None:
 
 def test_stand_in_without_the_package_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(data_module, "FASHION_MNIST_DIR", Path("/nonexistent"))
-    data_module._fashion_mnist.cache_clear()
+    data_module.fashion_mnist_train.cache_clear()
     try:
         with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
             stand_in([8, 8, 1], 10)
     finally:
-        data_module._fashion_mnist.cache_clear()
+        data_module.fashion_mnist_train.cache_clear()
 
 
 def test_from_sample_caps_and_holds_out_every_class() -> None:

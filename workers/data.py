@@ -100,7 +100,7 @@ def stand_in(
     With num_classes <= 10 only classes 0..num_classes-1 are used; with more, all 10 are used
     (the model's extra outputs never see a label) and `note` says so.
     """
-    images, labels = _fashion_mnist()
+    images, labels = fashion_mnist_train()
     classes = min(num_classes, FASHION_CLASSES)
     rng = np.random.default_rng(seed)
     pool = np.flatnonzero(labels < classes)
@@ -120,7 +120,7 @@ def stand_in(
 
 
 @functools.cache
-def _fashion_mnist() -> tuple[np.ndarray, np.ndarray]:
+def fashion_mnist_train() -> tuple[np.ndarray, np.ndarray]:
     """The 60,000 training images (uint8, 28x28) and labels, read once per process."""
     images = FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz"
     labels = FASHION_MNIST_DIR / "train-labels-idx1-ubyte.gz"
