@@ -298,55 +298,48 @@ def _need(value: Any, name: str, what: str) -> Any:
     return value
 
 
+def _conv_args(layer: Layer, name: str) -> dict[str, Any]:
+    """What every convolution takes the same way."""
+    return {
+        "kernel_size": _need(layer.kernel_size, name, "kernel_size"),
+        "strides": layer.strides or 1,
+        "padding": layer.padding or "valid",
+        "dilation_rate": layer.dilation_rate or 1,
+        "activation": make_activation(layer.activation, name),
+        "use_bias": _bias(layer),
+        "bias_regularizer": make_regularizer(layer.bias_regularizer),
+        "name": name,
+    }
+
+
 def _conv2d(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
     return keras.layers.Conv2D(
         filters=_need(layer.filters, name, "filters"),
-        kernel_size=_need(layer.kernel_size, name, "kernel_size"),
-        strides=layer.strides or 1,
-        padding=layer.padding or "valid",
-        dilation_rate=layer.dilation_rate or 1,
         groups=layer.groups or 1,
-        activation=make_activation(layer.activation, name),
-        use_bias=_bias(layer),
         kernel_initializer=make_initializer(layer.kernel_initializer, seeds("kernel")),
         kernel_regularizer=make_regularizer(layer.kernel_regularizer),
-        bias_regularizer=make_regularizer(layer.bias_regularizer),
-        name=name,
+        **_conv_args(layer, name),
     )
 
 
 def _separable_conv2d(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
     return keras.layers.SeparableConv2D(
         filters=_need(layer.filters, name, "filters"),
-        kernel_size=_need(layer.kernel_size, name, "kernel_size"),
-        strides=layer.strides or 1,
-        padding=layer.padding or "valid",
-        dilation_rate=layer.dilation_rate or 1,
         depth_multiplier=layer.depth_multiplier or 1,
-        activation=make_activation(layer.activation, name),
-        use_bias=_bias(layer),
         depthwise_initializer=make_initializer(layer.depthwise_initializer, seeds("depthwise")),
         pointwise_initializer=make_initializer(layer.pointwise_initializer, seeds("pointwise")),
         depthwise_regularizer=make_regularizer(layer.depthwise_regularizer),
         pointwise_regularizer=make_regularizer(layer.pointwise_regularizer),
-        bias_regularizer=make_regularizer(layer.bias_regularizer),
-        name=name,
+        **_conv_args(layer, name),
     )
 
 
 def _depthwise_conv2d(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
     return keras.layers.DepthwiseConv2D(
-        kernel_size=_need(layer.kernel_size, name, "kernel_size"),
-        strides=layer.strides or 1,
-        padding=layer.padding or "valid",
-        dilation_rate=layer.dilation_rate or 1,
         depth_multiplier=layer.depth_multiplier or 1,
-        activation=make_activation(layer.activation, name),
-        use_bias=_bias(layer),
         depthwise_initializer=make_initializer(layer.depthwise_initializer, seeds("depthwise")),
         depthwise_regularizer=make_regularizer(layer.depthwise_regularizer),
-        bias_regularizer=make_regularizer(layer.bias_regularizer),
-        name=name,
+        **_conv_args(layer, name),
     )
 
 
