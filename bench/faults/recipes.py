@@ -9,23 +9,11 @@ are trained once (generate.py caches them by config).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, get_args
 
-CAUSES = (
-    "learning_rate_too_high",
-    "learning_rate_too_low",
-    "missing_lr_decay",
-    "poor_weight_initialization",
-    "unnormalized_inputs",
-    "noisy_labels",
-    "excessive_regularization",
-    "insufficient_capacity",
-    "overfitting",
-    "batch_size_too_small",
-    "batch_size_too_large",
-    "kernel_size_mismatch",
-    "output_loss_mismatch",
-)
+from service.schemas.report import CauseId
+
+CAUSES: tuple[str, ...] = get_args(CauseId)  # the contract's vocabulary, in its order
 HEALTHY = "healthy"
 FULL_BATCH = 0  # batch_size value meaning "the whole training set in one batch"
 
