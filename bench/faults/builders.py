@@ -56,7 +56,7 @@ def _dropout(cfg: RunConfig) -> list[layers.Layer]:
     return [layers.Dropout(cfg.dropout)] if cfg.dropout else []
 
 
-def _pool_if_room(pool: Callable[[], layers.Layer]) -> Callable[[tuple[Any, ...]], list[Any]]:
+def _pool_if_room(pool: Callable[..., layers.Layer]) -> Callable[[tuple[Any, ...]], list[Any]]:
     """A 2x2 pooling layer, skipped where the feature map is already smaller than 4x4."""
     return lambda shape: [pool(pool_size=2)] if min(shape[1], shape[2]) >= 4 else []
 

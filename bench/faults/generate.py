@@ -226,8 +226,10 @@ def hurt_check(cause: str, faulty: Result, twin: Result, num_classes: int) -> st
         if not _finite(val) or not _finite(twin_val):
             return "val loss not finite"
         assert val is not None and twin_val is not None
-        rise = (val[-1] - min(v for v in val if v is not None)) / chance
-        delta = (val[-1] - twin_val[-1]) / chance
+        vals = [v for v in val if v is not None]  # _finite checked: none are missing
+        twin_vals = [v for v in twin_val if v is not None]
+        rise = (vals[-1] - min(vals)) / chance
+        delta = (vals[-1] - twin_vals[-1]) / chance
         if delta < HURT_ABS:
             return f"val loss only {delta:+.3f} ln C vs twin"
         if rise < OVERFIT_RISE:
@@ -252,7 +254,8 @@ def health_check(result: Result, num_classes: int) -> str | None:
     assert loss is not None and val is not None
     if loss[-1] is not None and loss[-1] > HEALTHY_MAX_LOSS * chance:
         return f"final loss {loss[-1] / chance:.3f} ln C"
-    rise = (val[-1] - min(v for v in val if v is not None)) / chance
+    vals = [v for v in val if v is not None]
+    rise = (vals[-1] - min(vals)) / chance
     if rise > HEALTHY_MAX_RISE:
         return f"val loss rises {rise:.3f} ln C"
     return None
