@@ -36,3 +36,16 @@ def test_readme_history_only_curl_example_works(client: TestClient) -> None:
     report = r.json()["report"]
     assert report["verdict"] == "problem"
     assert report["symptoms"][0]["id"] == "stuck_at_chance"
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    from service.settings import Settings
+
+    text = (ROOT / "README.md").read_text()
+    documented = set(re.findall(r"LOSSDOCTOR_[A-Z_]+", text))
+    # The table abbreviates pairs: `LOSSDOCTOR_HOST` / `_PORT` documents LOSSDOCTOR_PORT too
+    # (the suffix replaces as many trailing words as it has).
+    for first, second in re.findall(r"`(LOSSDOCTOR_[A-Z_]+)` / `(_[A-Z_]+)`", text):
+        documented.add(first.rsplit("_", second.count("_"))[0] + second)
+    missing = {f"LOSSDOCTOR_{name.upper()}" for name in Settings.model_fields} - documented
+    assert not missing, sorted(missing)
