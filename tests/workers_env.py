@@ -13,7 +13,8 @@ from pathlib import Path
 
 import redis
 
-REDIS = "redis://127.0.0.1:6379"
+# Each developer or CI run may point tests at its own Redis (another port) to run suites side by side.
+REDIS = os.environ.get("LOSSDOCTOR_TEST_REDIS", "redis://127.0.0.1:6379")
 
 
 def redis_url(db: int) -> str:
