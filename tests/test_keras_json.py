@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from service.analysis.architecture import MODEL_INPUT
-from service.analysis.keras_json import compile_info, translate
-from service.schemas.model import Initializer, ModelSpec, Regularizer
+from service.schemas.keras import translate
+from service.schemas.model import MODEL_INPUT, Initializer, ModelSpec, Regularizer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "keras"
 REAL = ["seed_cnn", "residual", "concat", "preprocessing", "normalized_mlp", "functional_augment"]
@@ -161,17 +160,6 @@ def test_shape_affecting_options_are_kept() -> None:
     assert mlp[3].max_value == 6.0 and mlp[4].learn_scale is False
 
 
-def test_compile_info_returns_optimizer_and_loss_as_plain_json() -> None:
-    info = compile_info(text("seed_cnn"))
-    assert info["optimizer"]["class_name"] == "SGD"
-    assert info["optimizer"]["config"]["learning_rate"] == 0.5
-    assert info["loss"] == "sparse_categorical_crossentropy"
-
-
-def test_compile_info_of_an_uncompiled_model_is_empty() -> None:
-    assert compile_info(text("residual")) == {"optimizer": None, "loss": None}
-
-
 def test_model_spec_translates_keras_json() -> None:
     spec = ModelSpec(keras_json=text("seed_cnn"))
     assert spec.input_shape == [28, 28, 1] and spec.layers is not None
@@ -186,10 +174,30 @@ def test_model_spec_reports_a_rejected_layer_as_a_validation_error() -> None:
 def test_translation_never_imports_tensorflow_or_keras() -> None:
     # A fresh interpreter, since other tests in the session may import TensorFlow themselves.
     code = (
-        "import sys; from service.analysis.keras_json import translate; "
+        "import sys; from service.schemas.keras import translate; "
         "from service.analysis.architecture import describe; "
         f"describe(*translate(open({str(FIXTURES / 'residual.json')!r}).read())); "
         "bad = {'tensorflow', 'keras'} & set(sys.modules); assert not bad, bad"
+    )
+    root = Path(__file__).parent.parent
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_schemas_do_not_import_the_analysis_core() -> None:
+    # Reading the contract (Keras JSON included) must not pull in the analysis it feeds.
+    code = (
+        "import sys; import service.schemas.diagnosis, service.schemas.keras; "
+        "from service.schemas.model import ModelSpec; "
+        f"ModelSpec(keras_json=open({str(FIXTURES / 'residual.json')!r}).read()); "
+        "bad = [m for m in sys.modules if m.startswith('service.analysis')]; assert not bad, bad"
     )
     root = Path(__file__).parent.parent
     result = subprocess.run(

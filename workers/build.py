@@ -23,13 +23,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from service.analysis.architecture import (
-    MODEL_INPUT,
-    Architecture,
-    describe,
-    normalize_initializer,
-)
-from service.schemas.model import Initializer, Layer, Regularizer
+from service.analysis.architecture import Architecture, describe, normalize_initializer
+from service.schemas.model import ACTIVATIONS, MODEL_INPUT, Initializer, Layer, Regularizer
 from service.schemas.run import Augmentation, LrSchedule, RunSpec
 
 # Defaults for values Keras needs but a spec may leave out (Keras' own defaults where it has one).
@@ -39,16 +34,6 @@ DEFAULT_DECAY_RATE = 0.96
 DEFAULT_PLATEAU_FACTOR = 0.1
 DEFAULT_PLATEAU_PATIENCE = 10
 DEFAULT_HORIZON_STEPS = 1000  # cosine decay length when neither epochs nor steps are known
-
-ACTIVATIONS = frozenset(
-    {
-        "celu", "elu", "exponential", "gelu", "glu", "hard_shrink", "hard_sigmoid", "hard_silu",
-        "hard_swish", "hard_tanh", "leaky_relu", "linear", "log_sigmoid", "log_softmax", "mish",
-        "relu", "relu6", "selu", "sigmoid", "silu", "soft_shrink", "softmax", "softplus",
-        "softsign", "sparse_plus", "sparse_sigmoid", "sparsemax", "squareplus", "swish", "tanh",
-        "tanh_shrink", "threshold",
-    }
-)  # fmt: skip
 
 OPTIMIZERS: dict[str, type[keras.optimizers.Optimizer]] = {
     "sgd": keras.optimizers.SGD,

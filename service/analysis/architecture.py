@@ -11,10 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from service.schemas.model import Initializer, Layer, Regularizer
-
-# The name by which `Layer.inputs` refers to the model's input (no layer may use it).
-MODEL_INPUT = "input"
+from service.schemas.model import MODEL_INPUT, Initializer, Layer, Regularizer
 
 WEIGHTED = frozenset({"conv2d", "separable_conv2d", "depthwise_conv2d", "dense"})
 CONVS = frozenset({"conv2d", "separable_conv2d", "depthwise_conv2d"})

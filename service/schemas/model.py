@@ -13,6 +13,47 @@ from pydantic import (
     model_validator,
 )
 
+# The name by which `Layer.inputs` refers to the model's input (no layer may use it).
+MODEL_INPUT = "input"
+
+# Built-in Keras activations by name: what the Keras JSON reader accepts and the worker builds.
+ACTIVATIONS = frozenset(
+    {
+        "celu",
+        "elu",
+        "exponential",
+        "gelu",
+        "glu",
+        "hard_shrink",
+        "hard_sigmoid",
+        "hard_silu",
+        "hard_swish",
+        "hard_tanh",
+        "leaky_relu",
+        "linear",
+        "log_sigmoid",
+        "log_softmax",
+        "mish",
+        "relu",
+        "relu6",
+        "selu",
+        "sigmoid",
+        "silu",
+        "soft_shrink",
+        "softmax",
+        "softplus",
+        "softsign",
+        "sparse_plus",
+        "sparse_sigmoid",
+        "sparsemax",
+        "squareplus",
+        "swish",
+        "tanh",
+        "tanh_shrink",
+        "threshold",
+    }
+)
+
 LayerType = Literal[
     "conv2d",
     "separable_conv2d",
@@ -149,7 +190,7 @@ class ModelSpec(BaseModel):
 
     @model_validator(mode="after")
     def _translate(self) -> ModelSpec:
-        from service.analysis.keras_json import translate
+        from service.schemas.keras import translate  # the package imports Layer from here
 
         if self.keras_json is not None:
             if self.layers is not None:
