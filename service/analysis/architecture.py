@@ -17,7 +17,8 @@ WEIGHTED = frozenset({"conv2d", "separable_conv2d", "depthwise_conv2d", "dense"}
 CONVS = frozenset({"conv2d", "separable_conv2d", "depthwise_conv2d"})
 POOLS = frozenset({"max_pooling2d", "average_pooling2d"})
 ACTIVATION_LAYERS = frozenset({"activation", "relu", "leaky_relu", "softmax"})
-NORMALIZERS = frozenset({"batch_normalization", "layer_normalization"})
+NORMALIZERS = frozenset({"batch_normalization", "layer_normalization", "group_normalization"})
+MERGES = frozenset({"add", "multiply", "concatenate"})
 DROPOUTS = frozenset({"dropout", "spatial_dropout2d"})
 AUGMENTATION = frozenset({"random_flip", "random_rotation", "random_translation"})
 INPUT_SCALING = frozenset({"rescaling", "normalization"})
@@ -37,6 +38,11 @@ VARIANCE_SCALING = {
 DEFAULT_KERNEL_INITIALIZER = "glorot_uniform"
 
 Shape = tuple[int, ...]
+
+
+class ShapeUnknown(ValueError):
+    """The model is valid but its shapes cannot be followed (an open input size, an opaque
+    layer whose output shape the Keras JSON does not record): no architecture, not an error."""
 
 
 @dataclass(frozen=True)
@@ -111,15 +117,20 @@ class Architecture:
 # ---------------------------------------------------------------- entry point
 
 
-def describe(input_shape: Sequence[int], layers: Sequence[Layer]) -> Architecture:
+def describe(input_shape: Sequence[int | None], layers: Sequence[Layer]) -> Architecture:
     """Shapes, parameters and initializer statistics per layer, plus model-wide totals."""
+    if input_shape and any(d is None for d in input_shape):
+        raise ShapeUnknown(
+            f"the input shape {list(input_shape)} leaves sizes open (None), so layer shapes "
+            "and parameter counts that depend on them are unknown"
+        )
     if not input_shape or not all(isinstance(d, int) and d >= 1 for d in input_shape):
         raise ValueError(f"input_shape must be positive integers, got {list(input_shape)}")
     if not layers:
         raise ValueError("the model has no layers")
     names = _names(layers)
     inputs = _resolve_inputs(layers, names)
-    shapes: dict[str, Shape] = {MODEL_INPUT: tuple(input_shape)}
+    shapes: dict[str, Shape] = {MODEL_INPUT: tuple(d or 1 for d in input_shape)}
     partial = []
     for layer, name, sources in zip(layers, names, inputs, strict=True):
         in_shapes = [shapes[s] for s in sources]
@@ -127,7 +138,7 @@ def describe(input_shape: Sequence[int], layers: Sequence[Layer]) -> Architectur
         shapes[name] = partial[-1].output_shape
     consumers = _consumers(names, inputs)
     infos = tuple(_with_followers(i, partial, layers, consumers) for i in range(len(partial)))
-    return _totals(tuple(input_shape), infos, layers)
+    return _totals(shapes[MODEL_INPUT], infos, layers)
 
 
 def _names(layers: Sequence[Layer]) -> list[str]:
@@ -203,7 +214,9 @@ def _describe_layer(
 
 
 def _check_arity(layer: Layer, name: str, in_shapes: list[Shape]) -> None:
-    merging = layer.type in ("add", "concatenate")
+    if layer.type == "opaque":
+        return  # a Keras layer or keras.ops call takes what Keras let it take
+    merging = layer.type in MERGES
     if merging and len(in_shapes) < 2:
         raise ValueError(f"layer {name!r} ({layer.type}) needs at least two inputs")
     if not merging and len(in_shapes) != 1:
@@ -258,6 +271,10 @@ def _output_shape(layer: Layer, name: str, in_shapes: list[Shape]) -> Shape:
         return _zero_pad(layer, name, shape)
     if kind == "add":
         return _add(name, in_shapes)
+    if kind == "multiply":
+        return _broadcast(name, in_shapes)
+    if kind == "opaque":
+        return _opaque(layer, name, in_shapes)
     if kind == "concatenate":
         return _concatenate(layer, name, in_shapes)
     return shape
@@ -365,6 +382,32 @@ def _add(name: str, in_shapes: list[Shape]) -> Shape:
             f"{', '.join(map(str, in_shapes))}"
         )
     return in_shapes[0]
+
+
+def _broadcast(name: str, in_shapes: list[Shape]) -> Shape:
+    """Keras' Multiply broadcasts like numpy (a squeeze-excite gate (1, 1, C) over (H, W, C))."""
+    rank = max(len(s) for s in in_shapes)
+    padded = [(1,) * (rank - len(s)) + s for s in in_shapes]
+    out = []
+    for dims in zip(*padded, strict=True):
+        sizes = {d for d in dims if d != 1}
+        if len(sizes) > 1:
+            raise ValueError(
+                f"layer {name!r} (multiply) cannot broadcast {', '.join(map(str, in_shapes))}"
+            )
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
+
+
+def _opaque(layer: Layer, name: str, in_shapes: list[Shape]) -> Shape:
+    if layer.output_shape is not None and all(d is not None for d in layer.output_shape):
+        return tuple(int(d) for d in layer.output_shape if d is not None)
+    if layer.same_shape and len(in_shapes) == 1:
+        return in_shapes[0]
+    raise ShapeUnknown(
+        f"layer {name!r} ({layer.keras_class}) is not modelled and the Keras JSON does not "
+        "record its output shape"
+    )
 
 
 def _concatenate(layer: Layer, name: str, in_shapes: list[Shape]) -> Shape:

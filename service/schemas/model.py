@@ -77,10 +77,13 @@ LayerType = Literal[
     "reshape",
     "zero_padding2d",
     "add",
+    "multiply",
     "concatenate",
+    "group_normalization",
     "random_flip",
     "random_rotation",
     "random_translation",
+    "opaque",
 ]
 
 
@@ -161,6 +164,15 @@ class Layer(BaseModel):
         default=None,
         description="BatchNorm/LayerNorm `scale` (gamma); renamed as `scale` is Rescaling's factor",
     )
+    # An "opaque" node: a Keras layer (or keras.ops call) kept in the graph but not modelled.
+    keras_class: str | None = Field(default=None, max_length=100)
+    opaque_reason: str | None = Field(default=None, max_length=300)
+    output_shape: list[Annotated[int, Field(ge=1)] | None] | None = Field(
+        default=None, max_length=8, description="Opaque node: its output shape, when recorded."
+    )
+    same_shape: bool | None = Field(
+        default=None, description="Opaque node: its output has its input's shape."
+    )
 
 
 class ModelSpec(BaseModel):
@@ -173,8 +185,12 @@ class ModelSpec(BaseModel):
         description="Keras 3 `model.to_json()`, as a string or parsed. Read as plain JSON "
         "against an allowlist of layer classes; never deserialized by Keras.",
     )
-    input_shape: list[Annotated[int, Field(ge=1, le=100_000)]] | None = Field(
-        default=None, min_length=1, max_length=4
+    input_shape: list[Annotated[int, Field(ge=1, le=100_000)] | None] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4,
+        description="Without the batch dim; null for a size the model leaves open "
+        "(Input((None, None, 3))).",
     )
     layers: list[Layer] | None = Field(default=None, min_length=1, max_length=500)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from service.schemas.keras.layers import LAYER_TYPES
@@ -21,6 +22,16 @@ MAX_NODES = 500_000
 MAX_LAYERS = 500
 
 ALLOWED_CLASSES = frozenset([*LAYER_TYPES, "InputLayer"])
+# Classes that carry or load code: never read, whatever module they claim.
+REFUSED_CLASSES = {
+    "Lambda": "it wraps arbitrary Python code; replace it with built-in layers",
+    "TFSMLayer": "it loads a TensorFlow SavedModel from a path; send the model itself",
+    "TorchModuleWrapper": "it wraps arbitrary PyTorch code",
+    "JaxLayer": "it wraps arbitrary JAX code",
+    "FlaxLayer": "it wraps arbitrary Flax code",
+}
+# keras.ops calls recorded in Functional JSON (x * y, keras.ops.mean(...)) come from here.
+OPS_MODULE = "keras.src.ops"
 MODEL_CLASSES = frozenset({"Sequential", "Functional", "Model"})
 
 _MODULE_RE = re.compile(r"^keras(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -108,8 +119,23 @@ def _walk_dicts(node: Any) -> Iterator[dict[str, Any]]:
             stack.extend(item)
 
 
-def check_layer_entry(entry: Any) -> tuple[str, str, dict[str, Any]]:
-    """Allowlist one layer entry; returns (name, class, config) or raises naming the layer."""
+@dataclass(frozen=True)
+class Entry:
+    """One allowlisted layer entry and how it is read.
+
+    kind: "input" (InputLayer), "model" (a nested model), "read" (a class with a reader) or
+    "opaque" (a built-in Keras class the analysis does not model; `reason` says why).
+    """
+
+    name: str
+    cls: str
+    config: dict[str, Any]
+    kind: str
+    reason: str = ""
+
+
+def check_layer_entry(entry: Any) -> Entry:
+    """Allowlist one layer entry, or raise naming the layer."""
     entry = as_dict(entry, "each layer")
     cls = entry.get("class_name")
     config = entry.get("config") if isinstance(entry.get("config"), dict) else {}
@@ -118,26 +144,29 @@ def check_layer_entry(entry: Any) -> tuple[str, str, dict[str, Any]]:
     if not isinstance(cls, str) or not isinstance(name, str):
         raise ValueError(f"layer {name!r}: 'class_name' and 'name' must be strings")
     if cls in MODEL_CLASSES:
-        return name, cls, config  # nested models are handled (or rejected) by the caller
-    if cls not in ALLOWED_CLASSES:
-        allowed = ", ".join(sorted(ALLOWED_CLASSES))
-        raise ValueError(f"{label}, which is not allowed (allowed: {allowed})")
-    if not _module_ok(entry.get("module")):
-        raise ValueError(
-            f"{label} from module {entry.get('module')!r}, which is not a Keras module"
-        )
+        return Entry(name, cls, config, "model")  # checked by the caller, as a model
+    if cls in REFUSED_CLASSES:
+        raise ValueError(f"{label}, which is not allowed: {REFUSED_CLASSES[cls]}")
+    module = entry.get("module")
+    if not _module_ok(module):
+        raise ValueError(f"{label} from module {module!r}, which is not a Keras module")
     if not _registered_ok(entry):
         raise ValueError(
             f"{label} with registered_name {entry.get('registered_name')!r}: "
             "custom (registered) classes are not allowed"
         )
     _check_nested_objects(entry, label)
+    if cls == "InputLayer":
+        return Entry(name, cls, config, "input")
+    if isinstance(module, str) and module.startswith(OPS_MODULE):
+        return Entry(name, cls, config, "opaque", f"keras.ops call ({module})")
+    if cls not in ALLOWED_CLASSES:
+        if module is None:  # Keras 2 JSON names no module: only the classes read are trusted
+            raise ValueError(f"{label} without a module, which is not a known Keras layer")
+        return Entry(name, cls, config, "opaque", "a Keras layer the analysis does not model")
     if config.get("data_format", "channels_last") != "channels_last":
-        raise ValueError(
-            f"{label} with data_format {config.get('data_format')!r}; only "
-            "channels_last is supported"
-        )
-    return name, cls, config
+        return Entry(name, cls, config, "opaque", f"data_format {config.get('data_format')!r}")
+    return Entry(name, cls, config, "read")
 
 
 def _check_nested_objects(entry: dict[str, Any], label: str) -> None:

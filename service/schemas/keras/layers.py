@@ -36,6 +36,9 @@ LAYER_TYPES: dict[str, LayerType] = {
     "Reshape": "reshape",
     "ZeroPadding2D": "zero_padding2d",
     "Add": "add",
+    "Multiply": "multiply",
+    "GroupNormalization": "group_normalization",
+    "ELU": "activation",
     "Concatenate": "concatenate",
     "RandomFlip": "random_flip",
     "RandomRotation": "random_rotation",
@@ -79,15 +82,65 @@ _INIT_ARGS = (
 )
 
 _SNAKE_RE = re.compile(r"(?<!^)(?=[A-Z])")
+# Keras classes (layers and keras.ops calls) whose output has their (single) input's shape:
+# an opaque node of one of these still lets shapes flow past it.
+SAME_SHAPE = frozenset(
+    {
+        *("ReLU", "PReLU", "ELU", "LeakyReLU", "Softmax", "Activation", "LayerScale"),
+        *("GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization"),
+        *("SpatialDropout1D", "SpatialDropout3D", "UnitNormalization", "Identity", "Masking"),
+        *("RandomZoom", "RandomContrast", "RandomBrightness", "RandomFlip", "RandomRotation"),
+        *("RandomTranslation", "RandomGrayscale", "RandomHue", "RandomSaturation"),
+        *("RandomSharpness", "RandomShear", "RandomColorJitter", "RandomPosterization"),
+        *("RandomInvert", "RandomErasing", "RandomGaussianBlur", "RandomElasticTransform"),
+        *("RandomPerspective", "AutoContrast", "Equalization", "Solarization", "Rescaling"),
+        *("Normalization", "BatchNormalization", "LayerNormalization", "GroupNormalization"),
+        *("Relu", "Relu6", "Sigmoid", "Tanh", "Silu", "Gelu", "Elu", "Selu", "HardSigmoid"),
+        *("HardSilu", "LeakyRelu", "Softplus", "Exp", "Log", "Sqrt", "Square", "Abs"),
+        *("Negative", "Clip", "Cast", "Add", "Subtract", "Multiply", "Divide", "TrueDivide"),
+        *("Power", "Maximum", "Minimum"),
+    }
+)
+
+
+class Unmodelled(ValueError):
+    """A valid Keras setting the analysis does not model: the layer is kept as an opaque node."""
 
 
 def read_layer(
-    name: str, cls: str, config: dict[str, Any], inputs: list[str] | None = None
+    name: str,
+    cls: str,
+    config: dict[str, Any],
+    inputs: list[str],
+    recorded_shape: list[int | None] | None = None,
+    opaque_reason: str | None = None,
 ) -> Layer:
-    fields: dict[str, Any] = {"type": LAYER_TYPES[cls], "name": name, "inputs": inputs}
-    reader = _Reader(name, cls, config)
-    fields.update(_READERS.get(cls, _no_fields)(reader))
-    fields = {k: v for k, v in fields.items() if v is not None}
+    """One layer entry -> Layer; `opaque_reason` (or an unmodelled setting) keeps it opaque."""
+    if opaque_reason is None:
+        fields: dict[str, Any] = {"type": LAYER_TYPES[cls], "name": name, "inputs": inputs}
+        reader = _Reader(name, cls, config)
+        try:
+            fields.update(_READERS.get(cls, _no_fields)(reader))
+        except Unmodelled as exc:
+            opaque_reason = str(exc)
+        else:
+            return _validated({k: v for k, v in fields.items() if v is not None}, name, cls)
+    return _validated(
+        {
+            "type": "opaque",
+            "name": name,
+            "inputs": inputs,
+            "keras_class": cls,
+            "opaque_reason": opaque_reason[:300],
+            "output_shape": recorded_shape,
+            "same_shape": cls in SAME_SHAPE or None,
+        },
+        name,
+        cls,
+    )
+
+
+def _validated(fields: dict[str, Any], name: str, cls: str) -> Layer:
     try:
         return Layer(**fields)
     except ValidationError as exc:
@@ -140,7 +193,7 @@ class _Reader:
     def padding(self) -> str | None:
         value = self.config.get("padding")
         if value is not None and value not in ("valid", "same"):
-            raise self.fail(f"padding must be 'valid' or 'same', got {value!r}")
+            raise Unmodelled(f"padding {value!r}")
         return value
 
     def axis(self) -> int | None:
@@ -148,7 +201,7 @@ class _Reader:
         if isinstance(value, list) and len(value) == 1:
             value = value[0]
         if value is not None and not is_int(value):
-            raise self.fail(f"only a single integer axis is supported, got {value!r}")
+            raise Unmodelled(f"axis {value!r} (only a single integer axis is modelled)")
         return value
 
     def factor(self, key: str) -> float | tuple[float, float] | None:
@@ -175,10 +228,6 @@ class _Reader:
 
     def regularizer(self, key: str) -> Regularizer | None:
         return _regularizer(self.config.get(key), self, key)
-
-    def rejected_if(self, condition: bool, message: str) -> None:
-        if condition:
-            raise self.fail(message)
 
 
 def _no_fields(r: _Reader) -> dict[str, Any]:
@@ -245,8 +294,15 @@ def _norm(r: _Reader) -> dict[str, Any]:
 
 
 def _relu(r: _Reader) -> dict[str, Any]:
-    r.rejected_if(bool(r.number("threshold")), "a non-zero threshold is not supported")
+    if r.number("threshold"):
+        raise Unmodelled("ReLU with a non-zero threshold")
     return {"negative_slope": r.number("negative_slope"), "max_value": r.number("max_value")}
+
+
+def _elu(r: _Reader) -> dict[str, Any]:
+    if r.number("alpha") not in (None, 1.0):
+        raise Unmodelled("ELU with alpha other than 1")
+    return {"activation": "elu"}
 
 
 def _leaky(r: _Reader) -> dict[str, Any]:
@@ -259,7 +315,8 @@ def _rescaling(r: _Reader) -> dict[str, Any]:
 
 
 def _normalization(r: _Reader) -> dict[str, Any]:
-    r.rejected_if(bool(r.flag("invert")), "invert=True is not supported")
+    if r.flag("invert"):
+        raise Unmodelled("Normalization with invert=True")
     return {"axis": r.axis(), "mean": r.floats("mean"), "variance": r.floats("variance")}
 
 
@@ -318,6 +375,8 @@ _READERS = {
     "Normalization": _normalization,
     "Reshape": _reshape,
     "ZeroPadding2D": _zero_padding,
+    "ELU": _elu,
+    "GroupNormalization": lambda r: {**_norm(r), "groups": r.integer("groups", 100_000)},
     "Concatenate": lambda r: {"axis": r.axis()},
     "RandomFlip": lambda r: {"mode": r.config.get("mode")},
     "RandomRotation": lambda r: {"factor": r.factor("factor")},
@@ -356,15 +415,12 @@ def _initializer(value: Any, r: _Reader, key: str) -> Initializer | None:
         return Initializer(name=name)
     cls = value.get("class_name") if isinstance(value, dict) else None
     if not isinstance(cls, str) or cls not in INITIALIZERS:
-        raise r.fail(
-            f"{key} {_short(value)} is not a supported initializer "
-            f"(supported: {', '.join(INITIALIZERS)})"
-        )
+        raise Unmodelled(f"{key} {_short(value)}")
     config = value.get("config") or {}
     if not isinstance(config, dict):
         raise r.fail(f"{key} config must be an object")
     if config.get("input_axes") is not None or config.get("output_axes") is not None:
-        raise r.fail(f"{key} with input_axes/output_axes is not supported")
+        raise Unmodelled(f"{key} with input_axes/output_axes")
     args = {k: config[k] for k in _INIT_ARGS if config.get(k) is not None}
     try:
         return Initializer(name=INITIALIZERS[cls], **args)
@@ -384,7 +440,7 @@ def _regularizer(value: Any, r: _Reader, key: str) -> Regularizer | None:
     cls = value.get("class_name") if isinstance(value, dict) else None
     config = value.get("config") if isinstance(value, dict) else None
     if cls not in ("L1", "L2", "L1L2") or not isinstance(config, dict):
-        raise r.fail(f"{key} {_short(value)} is not supported (supported: L1, L2, L1L2)")
+        raise Unmodelled(f"{key} {_short(value)}")
     l1, l2 = config.get("l1", 0.0), config.get("l2", 0.0)
     if not (is_number(l1) and is_number(l2) and l1 >= 0 and l2 >= 0):
         raise r.fail(f"{key} factors must be non-negative numbers")
