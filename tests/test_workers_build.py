@@ -75,6 +75,12 @@ BY_TYPE: dict[str, list[dict[str, Any]]] = {
         {"type": "add", "inputs": ["conv2d_0", "conv2d_1"]},
     ],
     "concatenate": [CONV, {"type": "concatenate", "inputs": ["input", "conv2d_0"]}],
+    "multiply": [
+        CONV,
+        {"type": "global_average_pooling2d", "keepdims": True},
+        {"type": "multiply", "inputs": ["conv2d_0", "global_average_pooling2d_1"]},
+    ],
+    "group_normalization": [CONV, {"type": "group_normalization", "groups": 2}],
     "random_flip": [{"type": "random_flip", "mode": "horizontal"}],
     "random_rotation": [{"type": "random_rotation", "factor": 0.1}],
     "random_translation": [
@@ -84,7 +90,48 @@ BY_TYPE: dict[str, list[dict[str, Any]]] = {
 
 
 def test_every_layer_type_has_a_case() -> None:
-    assert set(BY_TYPE) == set(get_args(LayerType))
+    assert set(BY_TYPE) | {"opaque"} == set(get_args(LayerType))
+
+
+def test_an_opaque_layer_is_refused_by_name_not_rebuilt() -> None:
+    opaque = {"type": "opaque", "name": "zoom", "keras_class": "RandomZoom", "same_shape": True,
+              "opaque_reason": "a Keras layer the analysis does not model"}  # fmt: skip
+    with pytest.raises(BuildError, match="'zoom' \\(RandomZoom\\) is kept opaque"):
+        build_model(spec([opaque, {"type": "flatten"}]))
+
+
+KERAS_SCHEDULES = [
+    ("ExponentialDecay", {"initial_learning_rate": 0.1, "decay_steps": 7, "decay_rate": 0.5}),
+    ("ExponentialDecay", {"initial_learning_rate": 0.1, "decay_steps": 7, "decay_rate": 1.1,
+                          "staircase": True}),
+    ("InverseTimeDecay", {"initial_learning_rate": 0.1, "decay_steps": 5, "decay_rate": 0.5}),
+    ("PolynomialDecay", {"initial_learning_rate": 0.1, "decay_steps": 40, "power": 2.0}),
+    ("PolynomialDecay", {"initial_learning_rate": 0.1, "decay_steps": 30, "cycle": True,
+                         "end_learning_rate": 0.01}),
+    ("CosineDecay", {"initial_learning_rate": 0.0, "decay_steps": 50, "warmup_target": 0.1,
+                     "warmup_steps": 20, "alpha": 0.1}),
+    ("CosineDecay", {"initial_learning_rate": 0.1, "decay_steps": 50}),
+    ("CosineDecayRestarts", {"initial_learning_rate": 0.1, "first_decay_steps": 10}),
+    ("CosineDecayRestarts", {"initial_learning_rate": 0.1, "first_decay_steps": 10,
+                             "t_mul": 1.0, "m_mul": 0.5, "alpha": 0.2}),
+    ("PiecewiseConstantDecay", {"boundaries": [10, 40], "values": [1e-4, 1e-3, 1e-5]}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("cls", "config"), KERAS_SCHEDULES)
+def test_schedule_model_matches_keras_at_every_step(cls: str, config: dict[str, Any]) -> None:
+    keras_schedule = getattr(keras.optimizers.schedules, cls)(**config)
+    serialized = keras.optimizers.serialize(keras.optimizers.SGD(keras_schedule))
+    run = RunSpec.model_validate({"optimizer": serialized})
+    assert run.optimizer is not None and run.optimizer.schedule is not None
+    modelled = run.optimizer.schedule.keras
+    assert modelled is not None
+    rebuilt = make_schedule(run, run.optimizer.schedule, 10, None)
+    assert isinstance(rebuilt, keras.optimizers.schedules.LearningRateSchedule)
+    for step in range(0, 120, 3):
+        expected = float(keras_schedule(step))
+        assert modelled.lr(step) == pytest.approx(expected, rel=1e-4, abs=1e-9), step
+        assert float(rebuilt(step)) == pytest.approx(expected, rel=1e-6, abs=1e-9), step
 
 
 @pytest.mark.parametrize("layer_type", sorted(BY_TYPE))

@@ -23,9 +23,10 @@ import keras
 import numpy as np
 from keras import ops
 
-from service.analysis.architecture import Architecture, describe, normalize_initializer
+from service.analysis.architecture import MERGES, Architecture, describe, normalize_initializer
 from service.schemas.model import ACTIVATIONS, MODEL_INPUT, Initializer, Layer, Regularizer
 from service.schemas.run import Augmentation, LrSchedule, RunSpec
+from service.schemas.schedules import KerasSchedule
 
 # Defaults for values Keras needs but a spec may leave out (Keras' own defaults where it has one).
 DEFAULT_OPTIMIZER = "adam"  # the most common choice; Keras' compile() default is rmsprop
@@ -48,6 +49,8 @@ OPTIMIZERS: dict[str, type[keras.optimizers.Optimizer]] = {
     "lion": keras.optimizers.Lion,
     "adafactor": keras.optimizers.Adafactor,
     "lamb": keras.optimizers.Lamb,
+    "muon": keras.optimizers.Muon,
+    "schedulefreeadamw": keras.optimizers.ScheduleFreeAdamW,
 }
 OPTIMIZER_ARGS = (
     "momentum", "nesterov", "beta_1", "beta_2", "rho", "epsilon", "weight_decay", "clipnorm",
@@ -145,7 +148,7 @@ def _apply(layer: Layer, name: str, sources: list[Any], seeds: _Seeds) -> Any:
     """Construct and call one layer, turning Keras' complaints into errors naming the layer."""
     try:
         keras_layer = LAYER_BUILDERS[layer.type](layer, name, seeds)
-        return keras_layer(sources if layer.type in ("add", "concatenate") else sources[0])
+        return keras_layer(sources if layer.type in MERGES else sources[0])
     except BuildError:
         raise
     except (ValueError, TypeError) as exc:
@@ -432,6 +435,29 @@ def _add(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
     return keras.layers.Add(name=name)
 
 
+def _multiply(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
+    return keras.layers.Multiply(name=name)
+
+
+def _group_normalization(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
+    return keras.layers.GroupNormalization(
+        groups=layer.groups or 32,
+        axis=-1 if layer.axis is None else layer.axis,
+        center=layer.center is not False,
+        scale=layer.learn_scale is not False,
+        name=name,
+    )
+
+
+def _opaque(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
+    # The service kept this Keras class without modelling it; rebuilding it would mean trusting
+    # its config to Keras' deserializer, which user JSON never reaches.
+    raise BuildError(
+        f"layer {name!r} ({layer.keras_class}) is kept opaque ({layer.opaque_reason}); probes "
+        "cannot rebuild this model, the static report stands"
+    )
+
+
 def _concatenate(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
     return keras.layers.Concatenate(axis=-1 if layer.axis is None else layer.axis, name=name)
 
@@ -482,7 +508,10 @@ LAYER_BUILDERS: dict[str, Builder] = {
     "reshape": _reshape,
     "zero_padding2d": _zero_padding2d,
     "add": _add,
+    "multiply": _multiply,
     "concatenate": _concatenate,
+    "group_normalization": _group_normalization,
+    "opaque": _opaque,
     "random_flip": _random_flip,
     "random_rotation": _random_rotation,
     "random_translation": _random_translation,
@@ -540,7 +569,10 @@ def make_optimizer(
 ) -> keras.optimizers.Optimizer:
     """The run's optimizer class with the arguments it set (and that class accepts)."""
     spec = run.optimizer
-    cls = OPTIMIZERS[spec.name if spec else DEFAULT_OPTIMIZER]
+    name = spec.name if spec else DEFAULT_OPTIMIZER
+    if name not in OPTIMIZERS:  # MultiOptimizer: its per-layer map names the user's layers
+        raise BuildError(f"probes cannot rebuild the optimizer {name!r}")
+    cls = OPTIMIZERS[name]
     accepted = inspect.signature(cls).parameters
     kwargs: dict[str, Any] = {}
     if learning_rate is not None:
@@ -560,7 +592,10 @@ def initial_learning_rate(run: RunSpec) -> float:
         return schedule.initial_lr
     if run.optimizer is not None and run.optimizer.learning_rate is not None:
         return run.optimizer.learning_rate
-    cls = OPTIMIZERS[run.optimizer.name if run.optimizer else DEFAULT_OPTIMIZER]
+    name = run.optimizer.name if run.optimizer else DEFAULT_OPTIMIZER
+    cls = OPTIMIZERS.get(name)
+    if cls is None:
+        raise BuildError(f"probes cannot rebuild the optimizer {name!r}")
     return float(inspect.signature(cls).parameters["learning_rate"].default)
 
 
@@ -573,6 +608,9 @@ def make_schedule(
 ) -> float | keras.optimizers.schedules.LearningRateSchedule:
     """A float for constant/plateau learning rates, else a per-step Keras schedule."""
     lr = initial_learning_rate(run)
+    if schedule is not None and schedule.keras is not None:
+        rebuilt = _keras_schedule(schedule.keras)
+        return OffsetSchedule(rebuilt, start_step) if start_step else rebuilt
     if schedule is None or schedule.name in ("constant", "reduce_on_plateau"):
         return lr  # a plain float: ReduceLROnPlateau can only change a variable learning rate
     spe = max(1, steps_per_epoch)
@@ -586,6 +624,19 @@ def make_schedule(
     else:
         built = _cosine(run, schedule, lr, spe, total_steps)
     return OffsetSchedule(built, start_step) if start_step else built
+
+
+def _keras_schedule(spec: KerasSchedule) -> keras.optimizers.schedules.LearningRateSchedule:
+    """The user's Keras schedule, rebuilt from validated numbers (its class is allowlisted)."""
+    cls = getattr(keras.optimizers.schedules, spec.class_name)
+    args = spec.model_dump(exclude={"class_name"}, exclude_none=True)
+    for key in ("decay_steps", "first_decay_steps", "warmup_steps"):
+        if key in args and float(args[key]).is_integer():
+            args[key] = int(args[key])  # Keras counts steps in integers
+    if "boundaries" in args and all(float(b).is_integer() for b in args["boundaries"]):
+        args["boundaries"] = [int(b) for b in args["boundaries"]]
+    accepted = inspect.signature(cls).parameters
+    return cls(**{k: v for k, v in args.items() if k in accepted})
 
 
 def _drop_period(schedule: LrSchedule, steps_per_epoch: int) -> float:

@@ -5,11 +5,10 @@ No TensorFlow here: resizing and splitting are numpy, so building the data costs
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import functools
 import gzip
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final, Literal

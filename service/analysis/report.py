@@ -66,6 +66,8 @@ def input_range(
             lo, hi = min(mins), max(maxs)
     elif run.data and run.data.input_min is not None and run.data.input_max is not None:
         lo, hi = run.data.input_min, run.data.input_max
+    elif run.data and run.data.typical_range() is not None:
+        lo, hi = run.data.typical_range() or (None, None)
     if lo is None or hi is None:
         return None
     if arch is not None and arch.rescaling_scale is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -199,6 +199,10 @@ class Preprocessing(BaseModel):
     augmentation: Augmentation | None = None
 
 
+_Finite = Annotated[float, Field(allow_inf_nan=False)]
+_NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
 class DataInfo(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -207,13 +211,39 @@ class DataInfo(BaseModel):
     num_examples: int | None = Field(default=None, ge=1)
     input_min: float | None = None
     input_max: float | None = None
+    input_mean: _Finite | list[_Finite] | None = Field(
+        default=None, description="Mean of the inputs, overall or per channel."
+    )
+    input_std: _NonNegative | list[_NonNegative] | None = Field(
+        default=None, description="Standard deviation of the inputs, overall or per channel."
+    )
 
     @model_validator(mode="after")
     def _ordered_range(self) -> DataInfo:
         low, high = self.input_min, self.input_max
         if low is not None and high is not None and low > high:
             raise ValueError("input_min is larger than input_max")
+        means, stds = self.input_mean, self.input_std
+        if isinstance(means, list) and isinstance(stds, list) and len(means) != len(stds):
+            raise ValueError(f"input_mean has {len(means)} channels, input_std {len(stds)}")
+        for values in (means, stds):
+            if isinstance(values, list) and not 1 <= len(values) <= 10_000:
+                raise ValueError("per-channel statistics need 1 to 10000 values")
         return self
+
+    def typical_range(self) -> tuple[float, float] | None:
+        """mean ± one std (over channels): where most inputs lie, when only moments are known."""
+        if self.input_mean is None or self.input_std is None:
+            return None
+        means = self.input_mean if isinstance(self.input_mean, list) else [self.input_mean]
+        stds = self.input_std if isinstance(self.input_std, list) else [self.input_std] * len(means)
+        if len(stds) == 1:
+            stds = stds * len(means)
+        if len(means) == 1:
+            means = means * len(stds)
+        return min(m - s for m, s in zip(means, stds, strict=True)), max(
+            m + s for m, s in zip(means, stds, strict=True)
+        )
 
 
 class RunSpec(BaseModel):

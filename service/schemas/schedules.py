@@ -190,15 +190,21 @@ def _restarts(s: KerasSchedule, step: float) -> float:
     first = s.first_decay_steps or 1.0
     t_mul, m_mul, alpha = _or(s.t_mul, 2.0), _or(s.m_mul, 1.0), _or(s.alpha, 0.0)
     fraction = step / first
-    if t_mul == 1.0:
-        restarts = math.floor(fraction)
-        done = fraction - restarts
-    else:
-        restarts = math.floor(math.log(1 - fraction * (1 - t_mul)) / math.log(t_mul))
-        total = (1 - t_mul**restarts) / (1 - t_mul)
-        done = (fraction - total) / t_mul**restarts
-    cosine = 0.5 * m_mul**restarts * (1 + math.cos(math.pi * done))
-    return _or(s.initial_learning_rate, 0.0) * ((1 - alpha) * cosine + alpha)
+    initial = _or(s.initial_learning_rate, 0.0)
+    try:
+        if t_mul == 1.0:
+            restarts = math.floor(fraction)
+            done = fraction - restarts
+        else:
+            restarts = math.floor(math.log(1 - fraction * (1 - t_mul)) / math.log(t_mul))
+            total = (1 - t_mul**restarts) / (1 - t_mul)
+            done = (fraction - total) / t_mul**restarts
+        cosine = 0.5 * m_mul**restarts * (1 + math.cos(math.pi * done))
+    except (ValueError, OverflowError, ZeroDivisionError):
+        # t_mul < 1 shrinks the periods to a finite total length; past it (where Keras yields
+        # NaN) the schedule has ended, at its floor.
+        return initial * alpha
+    return initial * ((1 - alpha) * cosine + alpha)
 
 
 _FORMULAS = {
