@@ -132,7 +132,7 @@ def runs() -> st.SearchStrategy[dict[str, Any]]:
                     lambda n, f: {"name": n, "from_logits": f},
                     st.sampled_from(LOSSES),
                     st.booleans(),
-                ),  # fmt: skip
+                ),
             ),
             "batch_size": st.integers(1, 100_000),
             "epochs": st.integers(1, 1000),
