@@ -46,7 +46,7 @@ def num_classes(
 ) -> int | None:
     if run.data and run.data.num_classes:
         return run.data.num_classes
-    if dataset:
+    if dataset and dataset.get("num_classes"):
         return int(dataset["num_classes"])
     if arch is not None and arch.output_units > 1:
         return arch.output_units
