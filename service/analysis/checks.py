@@ -53,7 +53,8 @@ def data_checks(ctx: Context, dataset: dict[str, Any] | None) -> list[DataCheck]
             DataCheck(
                 id="class_balance",
                 status="warning" if ratio > 10 or missing > 0 else "ok",
-                detail=f"{len(counts)} of {classes} classes present; largest/smallest = {ratio:.1f}",
+                detail=f"{len(counts)} of {classes} classes present; "
+                f"largest/smallest = {ratio:.1f}",
             )
         )
     if ctx.arch is not None and counts:
