@@ -59,9 +59,14 @@ class Session:
         run: dict[str, Any],
         history: dict[str, Any] | None = None,
         legit: bool = True,
+        model: Any = None,
     ) -> None:
+        """`model`: the Keras model of the body, whose count_params() is recorded."""
         body = {"run": run, "history": history or self.history}
-        self.bodies.append({"name": name, "legit": legit, "body": _plain(body)})
+        item = {"name": name, "legit": legit, "body": _plain(body)}
+        if model is not None:
+            item["params"] = int(model.count_params())
+        self.bodies.append(item)
 
 
 def _plain(value: Any) -> Any:
@@ -385,7 +390,7 @@ def models(s: Session) -> None:
         except Exception as exc:  # e.g. a layer Keras cannot build on this host
             print(f"model {label} skipped: {exc}", file=sys.stderr)
             continue
-        s.add(f"model/{label}", {"model": {"keras_json": model.to_json()}})
+        s.add(f"model/{label}", {"model": {"keras_json": model.to_json()}}, model=model)
 
 
 def applications(s: Session) -> None:
@@ -393,7 +398,7 @@ def applications(s: Session) -> None:
     for name in APPLICATIONS:
         app = getattr(keras.applications, name)
         base = app(weights=None, include_top=False, input_shape=(32, 32, 3), pooling="avg")
-        s.add(f"applications/{name}/base", {"model": {"keras_json": base.to_json()}})
+        s.add(f"applications/{name}/base", {"model": {"keras_json": base.to_json()}}, model=base)
         base.trainable = False
         inputs = keras.Input((32, 32, 3))
         x = L.RandomFlip("horizontal")(inputs)
@@ -408,6 +413,7 @@ def applications(s: Session) -> None:
                 "loss": "sparse_categorical_crossentropy",
                 "optimizer": keras.optimizers.Adam(1e-4).get_config(),
             },
+            model=functional,
         )
         sequential = keras.Sequential(
             [keras.Input((32, 32, 3)), base, L.Dense(5, activation="softmax")]
@@ -415,9 +421,12 @@ def applications(s: Session) -> None:
         s.add(
             f"applications/{name}/transfer-sequential",
             {"model": {"keras_json": sequential.to_json()}},
+            model=sequential,
         )
     small = keras.applications.MobileNetV3Small(weights=None, input_shape=(32, 32, 3), classes=7)
-    s.add("applications/MobileNetV3Small/top", {"model": {"keras_json": small.to_json()}})
+    s.add(
+        "applications/MobileNetV3Small/top", {"model": {"keras_json": small.to_json()}}, model=small
+    )
 
 
 def invalid(s: Session) -> None:

@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from service.analysis.architecture import describe
 from service.main import create_app
+from service.schemas.model import ModelSpec
 from service.settings import Settings
 
 pytestmark = pytest.mark.tf
@@ -87,3 +89,18 @@ def test_every_invalid_keras_body_is_a_clear_422(
         assert response.status_code == 422, (item["name"], response.text)
         assert response.headers["content-type"].startswith("application/problem+json")
         assert response.json()["detail"], item["name"]
+
+
+def test_parameter_counts_equal_keras_where_every_layer_is_modelled(
+    bodies: list[dict[str, Any]],
+) -> None:
+    compared = 0
+    for item in (b for b in bodies if "params" in b):
+        model = ModelSpec.model_validate(item["body"]["run"]["model"])
+        assert model.layers is not None and model.input_shape is not None
+        if any(layer.type == "opaque" for layer in model.layers) or None in model.input_shape:
+            continue  # opaque parameters are not counted, and notes say so
+        arch = describe(model.input_shape, model.layers)
+        assert arch.total_params == item["params"], item["name"]
+        compared += 1
+    assert compared >= 10  # the keras.applications CNNs among them

@@ -73,7 +73,8 @@ class KerasSchedule(BaseModel):
         """The learning rate at _GRID + 1 evenly spread steps over the horizon, and boundaries."""
         horizon = self.horizon()
         steps = [horizon * i / _GRID for i in range(_GRID + 1)]
-        steps += [b + 1 for b in self.boundaries or []]
+        steps += [b + 1 for b in self.boundaries or []]  # where a piece starts
+        steps += [self.warmup_steps] if self.warmup_steps else []  # where warm-up peaks
         return [self.lr(step) for step in sorted(steps)]
 
     def peak(self) -> float:

@@ -165,6 +165,8 @@ class _Graph:
                 continue
             final = self.unique(entry.name, scope)
             reason = entry.reason if entry.kind == "opaque" else None
+            if reason is not None and _is_merge_op(entry.cls, raw, feeding):
+                reason = None  # x + y, x * y on two tensors: Keras' Add / Multiply, read as such
             shape = shapes.get(entry.name)
             self.add(read_layer(final, entry.cls, entry.config, feeding, shape, reason))
             local[entry.name] = [final]
@@ -183,6 +185,22 @@ class _Graph:
                 raise ValueError(f"nested model {name!r} has no layers")
             return [out]
         return self.functional(entry, sources, inner)
+
+
+def _is_merge_op(cls: str, raw: dict[str, Any], feeding: list[str]) -> bool:
+    """A keras.ops add/multiply of tensors only, which the Add/Multiply layers model exactly.
+
+    Add is read only for equal shapes (the layer the worker builds does not broadcast);
+    Multiply broadcasts like the analysis models it. An op with a constant stays opaque.
+    """
+    if cls not in ("Add", "Multiply") or len(feeding) < 2:
+        return False
+    nodes = raw.get("inbound_nodes") or [{}]
+    args = nodes[0].get("args") if isinstance(nodes[0], dict) else None
+    if not isinstance(args, list) or len(args) != len(feeding):
+        return False  # a constant among the arguments (x + 3.0)
+    shapes = [_sub(t, "config").get("shape") for t in _tensors_in_order(args)]
+    return cls == "Multiply" or all(shape == shapes[0] for shape in shapes)
 
 
 # ---------------------------------------------------------------- shapes
