@@ -339,3 +339,38 @@ def test_losses_take_integer_labels(loss: Any, expected: float) -> None:
     y = np.array([2], np.int32)
     got = float(model.compute_loss(x=None, y=y, y_pred=keras.ops.convert_to_tensor(probs)))
     assert got == pytest.approx(expected, rel=1e-3)
+
+
+OPAQUE_ZOO: dict[str, tuple[tuple[int, ...], list[Any]]] = {
+    "conv1d-pool1d": ((32, 3), [lambda: keras.layers.Conv1D(4, 3, strides=2, padding="causal"),
+                                lambda: keras.layers.MaxPooling1D(2),
+                                lambda: keras.layers.GlobalAveragePooling1D()]),
+    "conv3d-pool3d": ((8, 8, 8, 1), [lambda: keras.layers.Conv3D(4, 3),
+                                     lambda: keras.layers.AveragePooling3D(2),
+                                     lambda: keras.layers.GlobalMaxPooling3D(keepdims=True)]),
+    "transpose": ((7, 7, 2), [lambda: keras.layers.Conv2DTranspose(3, 3, strides=2),
+                              lambda: keras.layers.Conv2DTranspose(3, 4, strides=2,
+                                                                   padding="same")]),
+    "crops": ((16, 16, 3), [lambda: keras.layers.Cropping2D(((1, 2), (3, 0))),
+                            lambda: keras.layers.Resizing(10, 12),
+                            lambda: keras.layers.CenterCrop(8, 9),
+                            lambda: keras.layers.RandomCrop(6, 6),
+                            lambda: keras.layers.UpSampling2D(2)]),
+    "embedding": ((20,), [lambda: keras.layers.Embedding(100, 8),
+                          lambda: keras.layers.Cropping1D((2, 3))]),
+    "channels-first": ((3, 16, 16), [
+        lambda: keras.layers.Conv2D(8, 3, strides=2, data_format="channels_first"),
+        lambda: keras.layers.MaxPooling2D(data_format="channels_first"),
+        lambda: keras.layers.GlobalAveragePooling2D(data_format="channels_first")]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("label", sorted(OPAQUE_ZOO))
+def test_opaque_layer_shapes_equal_keras(label: str) -> None:
+    shape, makers = OPAQUE_ZOO[label]
+    model = keras.Sequential([keras.Input(shape), *[make() for make in makers]])
+    run = RunSpec.model_validate({"model": {"keras_json": model.to_json()}})
+    assert run.model is not None and run.model.layers and run.model.input_shape
+    arch = describe(run.model.input_shape, run.model.layers)
+    for info in arch.layers:
+        assert info.output_shape == tuple(model.get_layer(info.name).output.shape[1:]), info.name

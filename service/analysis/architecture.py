@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from service.analysis.opaque_shapes import opaque_shape
 from service.schemas.model import MODEL_INPUT, Initializer, Layer, Regularizer
 
 WEIGHTED = frozenset({"conv2d", "separable_conv2d", "depthwise_conv2d", "dense"})
@@ -22,6 +23,33 @@ MERGES = frozenset({"add", "multiply", "concatenate"})
 DROPOUTS = frozenset({"dropout", "spatial_dropout2d"})
 AUGMENTATION = frozenset({"random_flip", "random_rotation", "random_translation"})
 INPUT_SCALING = frozenset({"rescaling", "normalization"})
+# Keras classes (layers and keras.ops calls) that hold no weights: an opaque one of these
+# leaves the parameter count exact.
+WEIGHTLESS_CLASSES = frozenset(
+    {
+        *("InputLayer", "Activation", "ReLU", "ELU", "LeakyReLU", "Softmax", "Identity"),
+        *("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "Masking"),
+        *("GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization"),
+        *("UnitNormalization", "Flatten", "Reshape", "Permute", "RepeatVector", "Rescaling"),
+        *("Cropping1D", "Cropping2D", "Cropping3D", "ZeroPadding1D", "ZeroPadding3D"),
+        *("UpSampling1D", "UpSampling2D", "UpSampling3D", "Resizing", "CenterCrop"),
+        *("MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D"),
+        *("AveragePooling2D", "AveragePooling3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D"),
+        *("GlobalMaxPooling3D", "GlobalAveragePooling1D", "GlobalAveragePooling2D"),
+        *("GlobalAveragePooling3D", "Add", "Subtract", "Multiply", "Average", "Maximum"),
+        *("Minimum", "Concatenate", "Dot", "RandomCrop", "RandomFlip", "RandomRotation"),
+        *("RandomTranslation", "RandomZoom", "RandomContrast", "RandomBrightness"),
+        *("RandomGrayscale", "RandomHue", "RandomSaturation", "RandomSharpness"),
+        *("RandomShear", "RandomColorJitter", "RandomPosterization", "RandomInvert"),
+        *("RandomErasing", "RandomGaussianBlur", "RandomElasticTransform"),
+        *("RandomPerspective", "AutoContrast", "Equalization", "Solarization"),
+        # keras.ops calls recorded in Functional JSON
+        *("Mean", "Sum", "Max", "Min", "Relu", "Relu6", "Sigmoid", "Tanh", "Silu", "Gelu"),
+        *("Elu", "Selu", "HardSigmoid", "HardSilu", "Softplus", "Exp", "Log", "Sqrt"),
+        *("Square", "Abs", "Negative", "Clip", "Cast", "Divide", "TrueDivide", "Power"),
+        *("Transpose", "ExpandDims", "Squeeze", "GetItem", "Matmul", "Einsum"),
+    }
+)
 CONSTANT_INITIALIZERS = frozenset({"zeros", "ones", "constant"})
 # std of a unit normal truncated at +-2 std (what Keras' TruncatedNormal samples).
 TRUNCATED_STD_FACTOR = 0.87962566103423978
@@ -105,6 +133,12 @@ class Architecture:
     output_shape: Shape
     output_units: int
     output_activation: str
+    # Opaque layers that may hold weights: total_params leaves theirs out, so it is a floor.
+    uncounted: tuple[str, ...] = ()
+
+    @property
+    def params_known(self) -> bool:
+        return not self.uncounted
 
     def layer(self, name: str) -> LayerInfo:
         """The layer called `name` (KeyError if none)."""
@@ -404,6 +438,9 @@ def _opaque(layer: Layer, name: str, in_shapes: list[Shape]) -> Shape:
         return tuple(int(d) for d in layer.output_shape if d is not None)
     if layer.same_shape and len(in_shapes) == 1:
         return in_shapes[0]
+    computed = opaque_shape(layer.keras_class or "", layer.keras_config or {}, in_shapes[0])
+    if computed is not None and len(in_shapes) == 1:
+        return computed
     raise ShapeUnknown(
         f"layer {name!r} ({layer.keras_class}) is not modelled and the Keras JSON does not "
         "record its output shape"
@@ -669,6 +706,11 @@ def _totals(
         output_shape=infos[-1].output_shape,
         output_units=infos[-1].output_shape[-1],
         output_activation=_output_activation(infos),
+        uncounted=tuple(
+            info.name
+            for info, layer in zip(infos, layers, strict=True)
+            if layer.type == "opaque" and layer.keras_class not in WEIGHTLESS_CLASSES
+        ),
     )
 
 

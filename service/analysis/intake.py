@@ -59,9 +59,9 @@ def _opaque_note(opaque: list[Layer]) -> str:
     )
     more = f" and {len(opaque) - _SHOWN} more" if len(opaque) > _SHOWN else ""
     return (
-        f"{len(opaque)} layer(s) kept opaque: {named}{more}. Their parameters are not counted "
-        "and initialization, kernel-size and capacity checks skip them; probes cannot rebuild "
-        "the model."
+        f"{len(opaque)} layer(s) kept opaque: {named}{more}. Any parameters they hold are not "
+        "counted (the parameter-count check is off then) and initialization and kernel-size "
+        "checks skip them; probes cannot rebuild the model."
     )
 
 

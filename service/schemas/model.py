@@ -114,6 +114,8 @@ class Regularizer(BaseModel):
 
 
 IntOrPair = int | tuple[int, int]
+# A shape-related Keras setting kept on an opaque node: a number, a word or nested int lists.
+ShapeArg = int | float | str | bool | None | list[int | None | list[int]]
 
 
 class Layer(BaseModel):
@@ -172,6 +174,11 @@ class Layer(BaseModel):
     )
     same_shape: bool | None = Field(
         default=None, description="Opaque node: its output has its input's shape."
+    )
+    keras_config: dict[str, ShapeArg] | None = Field(
+        default=None,
+        max_length=32,
+        description="Opaque node: the shape-related settings of its Keras config.",
     )
 
 

@@ -134,10 +134,38 @@ def read_layer(
             "opaque_reason": opaque_reason[:300],
             "output_shape": recorded_shape,
             "same_shape": cls in SAME_SHAPE or None,
+            "keras_config": _shape_args(config),
         },
         name,
         cls,
     )
+
+
+# Config keys that decide an opaque layer's output shape (see analysis/opaque_shapes.py).
+SHAPE_KEYS = (
+    "filters", "kernel_size", "strides", "padding", "dilation_rate", "data_format",
+    "output_padding", "pool_size", "keepdims", "cropping", "height", "width", "size",
+    "output_dim", "depth_multiplier",
+)  # fmt: skip
+
+
+def _shape_args(config: dict[str, Any]) -> dict[str, Any] | None:
+    """The shape-deciding settings, when each is a plain value Keras would write."""
+    kept = {k: config[k] for k in SHAPE_KEYS if k in config and _plain_arg(config[k])}
+    return kept or None
+
+
+def _plain_arg(value: Any) -> bool:
+    if value is None or isinstance(value, bool | str) and len(str(value)) <= 32:
+        return True
+    if is_int(value) or is_number(value):
+        return True
+    if isinstance(value, list) and len(value) <= 4:
+        return all(
+            v is None or is_int(v) or (isinstance(v, list) and len(v) <= 4 and all(map(is_int, v)))
+            for v in value
+        )
+    return False
 
 
 def _validated(fields: dict[str, Any], name: str, cls: str) -> Layer:
