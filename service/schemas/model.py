@@ -115,7 +115,7 @@ class Regularizer(BaseModel):
 
 IntOrPair = int | tuple[int, int]
 # A shape-related Keras setting kept on an opaque node: a number, a word or nested int lists.
-ShapeArg = int | float | str | bool | None | list[int | None | list[int]]
+ShapeArg = int | float | str | bool | list[int | list[int] | None] | None
 
 
 class Layer(BaseModel):

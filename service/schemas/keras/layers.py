@@ -156,7 +156,7 @@ def _shape_args(config: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _plain_arg(value: Any) -> bool:
-    if value is None or isinstance(value, bool | str) and len(str(value)) <= 32:
+    if value is None or (isinstance(value, bool | str) and len(str(value)) <= 32):
         return True
     if is_int(value) or is_number(value):
         return True
