@@ -203,7 +203,7 @@ def histories(s: Session) -> None:
     for loss in ("mse", "mae", keras.losses.Huber(), keras.losses.MeanSquaredLogarithmicError()):
         mr = keras.Sequential([keras.Input((10,)), L.Dense(32, activation="relu"), L.Dense(1)])
         h = fit(
-            mr, xd, d.target * 1000.0, loss, optimizer=keras.optimizers.SGD(1e-3), metrics=["mae"]
+            mr, xd, d.target * 1000.0, loss, optimizer=keras.optimizers.Adam(1e-3), metrics=["mae"]
         )
         spec = loss if isinstance(loss, str) else loss.get_config()
         s.add(
