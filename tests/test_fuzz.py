@@ -52,3 +52,10 @@ def test_keras_shaped_bodies_never_get_a_5xx(
     assert response.status_code < 500, response.text
     if response.status_code >= 400:
         assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_a_regression_loss_stalled_far_above_ln_c_gets_a_report(_lifespan: TestClient) -> None:
+    # MSE of a regression with large targets, flat: exp(loss) overflows a float (was a 500).
+    history = {"loss": [5739302400.0, 5739194880.0, 5739077632.0]}
+    response = _lifespan.post("/v1/diagnoses", json={"history": history})
+    assert response.status_code == 201 and response.json()["report"]["summary"]
