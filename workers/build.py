@@ -387,13 +387,20 @@ def _activation(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
 
 def _relu(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
     return keras.layers.ReLU(
-        max_value=layer.max_value, negative_slope=layer.negative_slope or 0.0, name=name
+        max_value=layer.max_value,
+        negative_slope=layer.negative_slope or 0.0,
+        threshold=layer.threshold or 0.0,
+        name=name,
     )
 
 
 def _leaky_relu(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
     slope = 0.3 if layer.negative_slope is None else layer.negative_slope
     return keras.layers.LeakyReLU(negative_slope=slope, name=name)
+
+
+def _prelu(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
+    return keras.layers.PReLU(shared_axes=layer.shared_axes, name=name)
 
 
 def _softmax(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
@@ -502,6 +509,7 @@ LAYER_BUILDERS: dict[str, Builder] = {
     "activation": _activation,
     "relu": _relu,
     "leaky_relu": _leaky_relu,
+    "prelu": _prelu,
     "softmax": _softmax,
     "rescaling": _rescaling,
     "normalization": _normalization,

@@ -17,7 +17,7 @@ from service.schemas.model import MODEL_INPUT, Initializer, Layer, Regularizer
 WEIGHTED = frozenset({"conv2d", "separable_conv2d", "depthwise_conv2d", "dense"})
 CONVS = frozenset({"conv2d", "separable_conv2d", "depthwise_conv2d"})
 POOLS = frozenset({"max_pooling2d", "average_pooling2d"})
-ACTIVATION_LAYERS = frozenset({"activation", "relu", "leaky_relu", "softmax"})
+ACTIVATION_LAYERS = frozenset({"activation", "relu", "leaky_relu", "prelu", "softmax"})
 NORMALIZERS = frozenset({"batch_normalization", "layer_normalization", "group_normalization"})
 MERGES = frozenset({"add", "multiply", "concatenate"})
 DROPOUTS = frozenset({"dropout", "spatial_dropout2d"})
@@ -563,6 +563,9 @@ def _params(layer: Layer, name: str, in_shape: Shape, kernels: tuple[KernelInfo,
         weights += channels * (learned + moving)
     if layer.type == "normalization":
         weights += _normalization_params(layer, name, in_shape)
+    if layer.type == "prelu":  # one slope per value, except along shared axes
+        shared = {a - 1 for a in layer.shared_axes or []}  # Keras axes count the batch
+        weights += math.prod(d for i, d in enumerate(in_shape) if i not in shared)
     return weights
 
 
@@ -652,7 +655,7 @@ def _own_activation(layer: Layer) -> str | None:
         if layer.negative_slope:
             return "leaky_relu"
         return "relu6" if layer.max_value == 6 else "relu"
-    if kind == "leaky_relu":
+    if kind in ("leaky_relu", "prelu"):
         return "leaky_relu"
     if kind == "softmax":
         return "softmax"

@@ -80,6 +80,7 @@ LayerType = Literal[
     "multiply",
     "concatenate",
     "group_normalization",
+    "prelu",
     "random_flip",
     "random_rotation",
     "random_translation",
@@ -161,6 +162,10 @@ class Layer(BaseModel):
     groups: int | None = Field(default=None, ge=1, le=100_000)
     keepdims: bool | None = None
     max_value: float | None = None
+    threshold: float | None = Field(default=None, description="ReLU: values below it are cut.")
+    shared_axes: list[int] | None = Field(
+        default=None, max_length=4, description="PReLU: axes sharing one slope."
+    )
     center: bool | None = Field(default=None, description="BatchNorm/LayerNorm `center` (beta)")
     learn_scale: bool | None = Field(
         default=None,

@@ -39,6 +39,7 @@ LAYER_TYPES: dict[str, LayerType] = {
     "Multiply": "multiply",
     "GroupNormalization": "group_normalization",
     "ELU": "activation",
+    "PReLU": "prelu",
     "Concatenate": "concatenate",
     "RandomFlip": "random_flip",
     "RandomRotation": "random_rotation",
@@ -322,9 +323,22 @@ def _norm(r: _Reader) -> dict[str, Any]:
 
 
 def _relu(r: _Reader) -> dict[str, Any]:
-    if r.number("threshold"):
-        raise Unmodelled("ReLU with a non-zero threshold")
-    return {"negative_slope": r.number("negative_slope"), "max_value": r.number("max_value")}
+    return {
+        "negative_slope": r.number("negative_slope"),
+        "max_value": r.number("max_value"),
+        "threshold": r.number("threshold") or None,
+    }
+
+
+def _prelu(r: _Reader) -> dict[str, Any]:
+    axes = r.config.get("shared_axes")
+    if isinstance(axes, int) and not isinstance(axes, bool):
+        axes = [axes]
+    if axes is not None and not (isinstance(axes, list) and all(is_int(a) for a in axes)):
+        raise r.fail(f"shared_axes must be a list of integers, got {axes!r}")
+    if r.config.get("alpha_regularizer") is not None:
+        raise Unmodelled("PReLU with an alpha_regularizer")
+    return {"shared_axes": axes}
 
 
 def _elu(r: _Reader) -> dict[str, Any]:
@@ -404,6 +418,7 @@ _READERS = {
     "Reshape": _reshape,
     "ZeroPadding2D": _zero_padding,
     "ELU": _elu,
+    "PReLU": _prelu,
     "GroupNormalization": lambda r: {**_norm(r), "groups": r.integer("groups", 100_000)},
     "Concatenate": lambda r: {"axis": r.axis()},
     "RandomFlip": lambda r: {"mode": r.config.get("mode")},
