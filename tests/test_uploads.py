@@ -93,3 +93,33 @@ def test_regression_targets_have_no_class_counts_but_duplicates_still_count() ->
     stats = sample_stats(x, targets)
     assert stats["class_counts"] == {} and num_classes_of(targets) is None
     assert stats["duplicate_count"] == 3 and stats["conflicting_duplicates"] == 3
+
+
+def open_size_cnn() -> dict[str, Any]:
+    """Keras 3 `to_json()` of Sequential([Input((None, None, 1)), Conv2D, GAP, Dense])."""
+
+    def entry(cls: str, **config: Any) -> dict[str, Any]:
+        return {"module": "keras.layers", "class_name": cls, "config": config,
+                "registered_name": None}  # fmt: skip
+
+    layers = [
+        entry("InputLayer", name="in", batch_shape=[None, None, None, 1]),
+        entry("Conv2D", name="conv", filters=8, kernel_size=[3, 3], activation="relu"),
+        entry("GlobalAveragePooling2D", name="gap"),
+        entry("Dense", name="out", units=10, activation="softmax"),
+    ]
+    return {"module": "keras", "class_name": "Sequential", "config": {"layers": layers}}
+
+
+def test_an_open_input_size_is_taken_from_the_uploaded_sample(client: TestClient) -> None:
+    d = load_digits()
+    r = client.post("/v1/datasets", files={"file": ("s.npz", npz(x=d.images / 16, y=d.target))})
+    run = {"model": {"keras_json": open_size_cnn()}, "loss": "sparse_categorical_crossentropy"}
+    history = {"loss": [2.3, 2.2, 2.1, 2.0]}
+    without = client.post("/v1/diagnoses", json={"run": run, "history": history}).json()
+    assert any("Model shapes unknown" in note for note in without["report"]["notes"])
+    run["data"] = {"dataset_id": r.json()["id"]}
+    report = client.post("/v1/diagnoses", json={"run": run, "history": history}).json()["report"]
+    assert not any("Model shapes unknown" in note for note in report["notes"])
+    checks = {c["id"]: c["status"] for c in report["data_checks"]}
+    assert checks["input_shape"] == "ok"
