@@ -4,6 +4,9 @@ The user's JSON is never handed to Keras (nothing here imports TensorFlow or Ker
 with `json.loads`, bounded in size and nesting, and every layer must be a built-in Keras class
 from a `keras...` module. Anything that could carry code (Lambda, TFSMLayer, custom/registered
 classes, serialized functions) is rejected with a ValueError that names the layer.
+
+A built-in Keras class without a reader (or with data_format="channels_first", or a keras.ops
+call) passes the gate as an opaque entry: it is inert data, kept in the graph, never built.
 """
 
 from __future__ import annotations
