@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from service.analysis.architecture import describe
 from service.schemas.keras import translate
 from service.schemas.model import MODEL_INPUT, Initializer, ModelSpec, Regularizer
 
@@ -548,3 +549,61 @@ def test_keras2_style_inbound_nodes_are_read() -> None:
     entry = {**dense("d"), "name": "d", "inbound_nodes": [[["in", 0, 0, {}]]]}
     model = _functional(_fn_input(), entry, inputs=[["in", 0, 0]], outputs=[["d", 0, 0]])
     assert translate(model)[1][0].inputs == [MODEL_INPUT]
+
+
+def _op(cls: str, name: str, *args: Any) -> dict[str, Any]:
+    """A keras.ops call as Functional JSON records it: `args` mixes tensors and numbers."""
+    tensors = [
+        {
+            "class_name": "__keras_tensor__",
+            "config": {"shape": [None, 4], "keras_history": [a, 0, 0]},
+        }
+        if isinstance(a, str)
+        else a
+        for a in args
+    ]
+    return {
+        "module": "keras.src.ops.numpy",
+        "class_name": cls,
+        "registered_name": cls,
+        "name": name,
+        "config": {"name": name},
+        "inbound_nodes": [{"args": tensors, "kwargs": {}}],
+    }
+
+
+def test_arithmetic_with_a_constant_reads_as_rescaling_of_the_inputs() -> None:
+    # inputs / 255.0 - 0.5, then 2.0 * x (a scale inside the network, not of the inputs)
+    model = _functional(
+        _fn_input(),
+        _op("TrueDivide", "div", "in", 255.0),
+        _op("Subtract", "sub", "div", 0.5),
+        _fn_layer(dense("d"), _node("sub")),
+        _op("Multiply", "mul", 2.0, "d"),
+        inputs=[["in", 0, 0]],
+        outputs=[["mul", 0, 0]],
+    )
+    shape, layers = translate(model)
+    assert [
+        (layer.type, layer.scale, layer.offset) for layer in layers if layer.type != "dense"
+    ] == [
+        ("rescaling", 1 / 255, 0.0),
+        ("rescaling", 1.0, -0.5),
+        ("rescaling", 2.0, 0.0),
+    ]
+    arch = describe(shape, layers)
+    assert arch.rescaling_scale == pytest.approx(1 / 255) and arch.rescaling_offset == -0.5
+
+
+def test_ops_on_two_tensors_read_as_merges_and_others_stay_opaque() -> None:
+    model = _functional(
+        _fn_input(),
+        _fn_layer(dense("a"), _node("in")),
+        _op("Multiply", "gate", "in", "a"),
+        _op("Add", "sum", "gate", "a"),
+        _op("Divide", "inv", 1.0, "sum"),
+        inputs=[["in", 0, 0]],
+        outputs=[["inv", 0, 0]],
+    )
+    types = {layer.name: layer.type for layer in translate(model)[1]}
+    assert types == {"a": "dense", "gate": "multiply", "sum": "add", "inv": "opaque"}

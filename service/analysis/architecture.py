@@ -693,7 +693,7 @@ def _with_followers(
 def _totals(
     input_shape: Shape, infos: tuple[LayerInfo, ...], layers: Sequence[Layer]
 ) -> Architecture:
-    rescaling = next((layer for layer in layers if layer.type == "rescaling"), None)
+    scale, offset = _input_rescaling(infos, layers)
     types = {info.type for info in infos}
     return Architecture(
         input_shape=input_shape,
@@ -703,8 +703,8 @@ def _totals(
         narrowest=_narrowest(infos),
         has_input_scaling=bool(types & INPUT_SCALING),
         has_normalization_layer="normalization" in types,
-        rescaling_scale=_or(rescaling.scale, 1.0) if rescaling else None,
-        rescaling_offset=_or(rescaling.offset, 0.0) if rescaling else None,
+        rescaling_scale=scale,
+        rescaling_offset=offset,
         augmentation_layers=tuple(i.name for i in infos if i.type in AUGMENTATION),
         output_shape=infos[-1].output_shape,
         output_units=infos[-1].output_shape[-1],
@@ -715,6 +715,32 @@ def _totals(
             if layer.type == "opaque" and layer.keras_class not in WEIGHTLESS_CLASSES
         ),
     )
+
+
+def _input_rescaling(
+    infos: tuple[LayerInfo, ...], layers: Sequence[Layer]
+) -> tuple[float | None, float | None]:
+    """(scale, offset) the inputs get before the first weighted layer, or (None, None).
+
+    The first Rescaling before any weighted layer, composed with the Rescalings that directly
+    follow it (`inputs / 255.0 - 0.5` in Functional JSON is two of them): a Rescaling deeper
+    in the network (MobileNetV3's x + 3) scales activations, not inputs.
+    """
+    scale = offset = None
+    chain_end = ""
+    for info, layer in zip(infos, layers, strict=True):
+        if info.weighted:
+            break
+        if layer.type != "rescaling":
+            continue
+        if scale is None:
+            scale, offset = 1.0, 0.0
+        elif info.inputs != (chain_end,):
+            break
+        s, o = _or(layer.scale, 1.0), _or(layer.offset, 0.0)
+        scale, offset = scale * s, (offset or 0.0) * s + o
+        chain_end = info.name
+    return scale, offset
 
 
 def _narrowest(infos: tuple[LayerInfo, ...]) -> Narrowest | None:

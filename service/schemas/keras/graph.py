@@ -21,7 +21,7 @@ from service.schemas.keras.gate import (
     check_model_entry,
     load,
 )
-from service.schemas.keras.layers import MAX_DIM, is_int, read_layer
+from service.schemas.keras.layers import MAX_DIM, is_int, is_number, read_layer
 from service.schemas.model import MODEL_INPUT, Layer
 
 Shape = list[int | None]
@@ -165,10 +165,14 @@ class _Graph:
                 continue
             final = self.unique(entry.name, scope)
             reason = entry.reason if entry.kind == "opaque" else None
-            if reason is not None and _is_merge_op(entry.cls, raw, feeding):
+            cls, config = entry.cls, entry.config
+            affine = _affine_op(cls, raw) if reason is not None else None
+            if reason is not None and _is_merge_op(cls, raw, feeding):
                 reason = None  # x + y, x * y on two tensors: Keras' Add / Multiply, read as such
+            elif affine is not None:  # x / 255.0, x - 0.5: exactly a Rescaling(scale, offset)
+                reason, cls, config = None, "Rescaling", {"scale": affine[0], "offset": affine[1]}
             shape = shapes.get(entry.name)
-            self.add(read_layer(final, entry.cls, entry.config, feeding, shape, reason))
+            self.add(read_layer(final, cls, config, feeding, shape, reason))
             local[entry.name] = [final]
         return [_resolve(local, ref, "the model's output") for ref in outputs]
 
@@ -201,6 +205,27 @@ def _is_merge_op(cls: str, raw: dict[str, Any], feeding: list[str]) -> bool:
         return False  # a constant among the arguments (x + 3.0)
     shapes = [_sub(t, "config").get("shape") for t in _tensors_in_order(args)]
     return cls == "Multiply" or all(shape == shapes[0] for shape in shapes)
+
+
+def _affine_op(cls: str, raw: dict[str, Any]) -> tuple[float, float] | None:
+    """(scale, offset) of a keras.ops call between one tensor and one number, if affine."""
+    nodes = raw.get("inbound_nodes") or [{}]
+    args = nodes[0].get("args") if isinstance(nodes[0], dict) else None
+    if not isinstance(args, list) or len(args) != 2:
+        return None
+    numbers = [a for a in args if is_number(a)]
+    if len(numbers) != 1 or not any(isinstance(a, dict) for a in args):
+        return None
+    c, tensor_first = float(numbers[0]), isinstance(args[0], dict)
+    if cls == "Add":
+        return 1.0, c
+    if cls == "Subtract":
+        return (1.0, -c) if tensor_first else (-1.0, c)
+    if cls == "Multiply":
+        return c, 0.0
+    if cls in ("TrueDivide", "Divide") and tensor_first and c != 0:
+        return 1.0 / c, 0.0
+    return None
 
 
 # ---------------------------------------------------------------- shapes
