@@ -65,6 +65,7 @@ BY_TYPE: dict[str, list[dict[str, Any]]] = {
     "relu": [{"type": "relu", "max_value": 6.0, "threshold": 0.1}],
     "leaky_relu": [{"type": "leaky_relu", "negative_slope": 0.1}],
     "prelu": [CONV, {"type": "prelu", "shared_axes": [1, 2]}],
+    "layer_scale": [CONV, {"type": "layer_scale", "init_value": 1e-6}],
     "softmax": [{"type": "softmax"}],
     "rescaling": [{"type": "rescaling", "scale": 1 / 255, "offset": -0.5}],
     "normalization": [{"type": "normalization", "mean": [0.1, 0.2, 0.3], "variance": 2.0}],

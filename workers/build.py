@@ -399,6 +399,28 @@ def _leaky_relu(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
     return keras.layers.LeakyReLU(negative_slope=slope, name=name)
 
 
+class LayerScale(keras.layers.Layer):  # type: ignore[misc]
+    """ConvNeXt's per-channel learned scale (keras.applications.convnext.LayerScale)."""
+
+    def __init__(self, init_value: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.init_value = init_value
+
+    def build(self, input_shape: Any) -> None:
+        self.gamma = self.add_weight(
+            shape=(input_shape[-1],),
+            initializer=keras.initializers.Constant(self.init_value),
+            name="gamma",
+        )
+
+    def call(self, x: Any) -> Any:
+        return x * self.gamma
+
+
+def _layer_scale(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
+    return LayerScale(1e-6 if layer.init_value is None else layer.init_value, name=name)
+
+
 def _prelu(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
     return keras.layers.PReLU(shared_axes=layer.shared_axes, name=name)
 
@@ -510,6 +532,7 @@ LAYER_BUILDERS: dict[str, Builder] = {
     "relu": _relu,
     "leaky_relu": _leaky_relu,
     "prelu": _prelu,
+    "layer_scale": _layer_scale,
     "softmax": _softmax,
     "rescaling": _rescaling,
     "normalization": _normalization,

@@ -563,6 +563,8 @@ def _params(layer: Layer, name: str, in_shape: Shape, kernels: tuple[KernelInfo,
         weights += channels * (learned + moving)
     if layer.type == "normalization":
         weights += _normalization_params(layer, name, in_shape)
+    if layer.type == "layer_scale":  # ConvNeXt: one learned scale per channel
+        weights += in_shape[-1]
     if layer.type == "prelu":  # one slope per value, except along shared axes
         shared = {a - 1 for a in layer.shared_axes or []}  # Keras axes count the batch
         weights += math.prod(d for i, d in enumerate(in_shape) if i not in shared)

@@ -81,6 +81,7 @@ LayerType = Literal[
     "concatenate",
     "group_normalization",
     "prelu",
+    "layer_scale",
     "random_flip",
     "random_rotation",
     "random_translation",
@@ -163,6 +164,9 @@ class Layer(BaseModel):
     keepdims: bool | None = None
     max_value: float | None = None
     threshold: float | None = Field(default=None, description="ReLU: values below it are cut.")
+    init_value: float | None = Field(
+        default=None, description="LayerScale (ConvNeXt): the per-channel scale's initial value."
+    )
     shared_axes: list[int] | None = Field(
         default=None, max_length=4, description="PReLU: axes sharing one slope."
     )
