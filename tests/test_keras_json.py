@@ -431,7 +431,7 @@ def test_string_regularizers_use_keras_defaults() -> None:
     assert layers[1].kernel_regularizer == Regularizer(l1=0.01)
 
 
-def test_a_keras_regularizer_not_modelled_makes_the_layer_opaque() -> None:
+def test_orthogonal_regularizer_is_read_with_its_factor_and_mode() -> None:
     reg = {
         "module": "keras.regularizers",
         "class_name": "OrthogonalRegularizer",
@@ -439,7 +439,8 @@ def test_a_keras_regularizer_not_modelled_makes_the_layer_opaque() -> None:
         "registered_name": None,
     }
     layer_ = translate(sequential(dense(kernel_regularizer=reg), shape=[None, 4]))[1][0]
-    assert layer_.type == "opaque" and "OrthogonalRegularizer" in (layer_.opaque_reason or "")
+    assert layer_.type == "dense"
+    assert layer_.kernel_regularizer == Regularizer(orthogonal=0.01, mode="rows")
 
 
 def test_serialized_activation_dict_is_accepted_by_name() -> None:

@@ -46,7 +46,9 @@ def params_of(run: RunSpec) -> int:
 # One small model per layer type; each ends in something a classifier could follow.
 CONV: dict[str, Any] = {"type": "conv2d", "filters": 4, "kernel_size": 3, "padding": "same"}
 BY_TYPE: dict[str, list[dict[str, Any]]] = {
-    "conv2d": [{**CONV, "strides": 2, "kernel_regularizer": {"l2": 1e-4}}],
+    "conv2d": [
+        {**CONV, "strides": 2, "kernel_regularizer": {"l2": 1e-4, "orthogonal": 0.01}},
+    ],
     "separable_conv2d": [
         {"type": "separable_conv2d", "filters": 5, "kernel_size": 3, "depth_multiplier": 2}
     ],

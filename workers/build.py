@@ -256,10 +256,18 @@ def _or(value: float | None, default: float) -> float:
     return default if value is None else value
 
 
-def make_regularizer(spec: Regularizer | None) -> keras.regularizers.Regularizer | None:
-    if spec is None or (not spec.l1 and not spec.l2):
+def make_regularizer(spec: Regularizer | None) -> Callable[[Any], Any] | None:
+    if spec is None or not (spec.l1 or spec.l2 or spec.orthogonal):
         return None
-    return keras.regularizers.L1L2(l1=spec.l1, l2=spec.l2)
+    parts: list[Callable[[Any], Any]] = []
+    if spec.l1 or spec.l2:
+        parts.append(keras.regularizers.L1L2(l1=spec.l1, l2=spec.l2))
+    if spec.orthogonal:
+        mode = spec.mode or "rows"
+        parts.append(keras.regularizers.OrthogonalRegularizer(spec.orthogonal, mode=mode))
+    if len(parts) == 1:
+        return parts[0]
+    return lambda weights: parts[0](weights) + parts[1](weights)
 
 
 def make_activation(name: str | None, layer: str) -> Callable[..., Any]:

@@ -32,6 +32,12 @@ def intake_notes(
             "initialization, capacity, kernel-size and output/loss checks are off."
             + (" Upload a sample to give the input size." if None in run.model.input_shape else "")
         )
+    orthogonal = [layer.name or layer.type for layer in layers if _orthogonal(layer)]
+    if orthogonal:
+        notes.append(
+            f"OrthogonalRegularizer on {', '.join(map(repr, orthogonal[:_SHOWN]))}: its penalty "
+            "is not weighed by the regularization checks (L1/L2 are)."
+        )
     if run.optimizer is not None and run.optimizer.name not in BANDS:
         notes.append(
             f"Optimizer {run.optimizer.name}: its effective step is not modelled, so "
@@ -51,6 +57,16 @@ def intake_notes(
             "the per-output losses are kept in the history."
         )
     return notes
+
+
+def _orthogonal(layer: Layer) -> bool:
+    regularizers = (
+        layer.kernel_regularizer,
+        layer.depthwise_regularizer,
+        layer.pointwise_regularizer,
+        layer.bias_regularizer,
+    )
+    return any(r is not None and r.orthogonal > 0 for r in regularizers)
 
 
 def _opaque_note(opaque: list[Layer]) -> str:

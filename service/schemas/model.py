@@ -113,6 +113,12 @@ class Regularizer(BaseModel):
 
     l1: float = Field(default=0.0, ge=0)
     l2: float = Field(default=0.0, ge=0)
+    orthogonal: float = Field(
+        default=0.0, ge=0, description="Keras OrthogonalRegularizer factor (not weighed yet)."
+    )
+    mode: Literal["rows", "columns"] | None = Field(
+        default=None, description="OrthogonalRegularizer mode (Keras' default: rows)."
+    )
 
 
 IntOrPair = int | tuple[int, int]

@@ -484,6 +484,11 @@ def _regularizer(value: Any, r: _Reader, key: str) -> Regularizer | None:
         return Regularizer(l1=l1, l2=l2)
     cls = value.get("class_name") if isinstance(value, dict) else None
     config = value.get("config") if isinstance(value, dict) else None
+    if cls == "OrthogonalRegularizer" and isinstance(config, dict):
+        factor, mode = config.get("factor", 0.01), config.get("mode", "rows")
+        if not (is_number(factor) and factor >= 0 and mode in ("rows", "columns")):
+            raise r.fail(f"{key} OrthogonalRegularizer needs a factor ≥ 0 and mode rows/columns")
+        return Regularizer(orthogonal=float(factor), mode=mode)
     if cls not in ("L1", "L2", "L1L2") or not isinstance(config, dict):
         raise Unmodelled(f"{key} {_short(value)}")
     l1, l2 = config.get("l1", 0.0), config.get("l2", 0.0)
