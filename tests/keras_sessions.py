@@ -495,6 +495,13 @@ def _ops() -> Any:
     return keras.Model(inp, L.Dense(4, activation="softmax")(x))
 
 
+def _scaled_inputs() -> Any:
+    """The tutorials' `inputs / 255.0` inside the Functional graph."""
+    inp = keras.Input((16, 16, 3))
+    x = L.Conv2D(8, 3, activation="relu")(inp / 255.0 - 0.5)
+    return keras.Model(inp, L.Dense(4, activation="softmax")(L.GlobalAveragePooling2D()(x)))
+
+
 def _unknown_size() -> Any:
     inp = keras.Input((None, None, 3))
     x = L.Conv2D(8, 3, activation="relu")(inp)
@@ -548,6 +555,7 @@ MODEL_BUILDERS: dict[str, Callable[[], Any]] = {
     "multi-branch-squeeze-excite": _branches,
     "multi-input-multi-output": _multi_io,
     "keras-ops": _ops,
+    "inputs-divided-in-graph": _scaled_inputs,
     "input-none-none-c": _unknown_size,
     "channels-first": _channels_first,
     "nested-augmentation": _nested_augment,
