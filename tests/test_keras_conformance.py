@@ -7,6 +7,7 @@ imports TensorFlow (set LOSSDOCTOR_KERAS_BODIES to a generated file to reuse one
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -23,8 +24,11 @@ from service.main import create_app
 from service.schemas.model import ModelSpec
 from service.settings import Settings
 
-pytestmark = pytest.mark.tf
-pytest.importorskip("keras")
+# find_spec, not importorskip: this process must not import TensorFlow (the generator does).
+pytestmark = [
+    pytest.mark.tf,
+    pytest.mark.skipif(importlib.util.find_spec("keras") is None, reason="needs Keras"),
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 
