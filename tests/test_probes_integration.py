@@ -161,8 +161,13 @@ def test_a_model_with_an_opaque_layer_keeps_its_static_report_and_probes_say_why
 ) -> None:
     client = stack["client"]
     run = faulty_run(stack["dataset"])
-    noise = {"type": "opaque", "name": "noise", "keras_class": "GaussianNoise",
-             "same_shape": True, "opaque_reason": "a Keras layer the analysis does not model"}
+    noise = {
+        "type": "opaque",
+        "name": "noise",
+        "keras_class": "GaussianNoise",
+        "same_shape": True,
+        "opaque_reason": "a Keras layer the analysis does not model",
+    }
     run["model"]["layers"].insert(0, noise)  # fmt: skip
     body = {"run": run, "history": STUCK, "probes": {"enabled": True, "budget_seconds": 30}}
     location = client.post("/v1/diagnoses", json=body).headers["location"]
