@@ -10,14 +10,13 @@ from typing import Any
 import pytest
 
 from service.analysis.architecture import (
-    MODEL_INPUT,
     TRUNCATED_STD_FACTOR,
     Architecture,
     describe,
     initializer_std,
 )
-from service.analysis.keras_json import translate
-from service.schemas.model import Initializer, Layer, Regularizer
+from service.schemas.keras import translate
+from service.schemas.model import MODEL_INPUT, Initializer, Layer, Regularizer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "keras"
 EXPECTED: dict[str, Any] = json.loads((FIXTURES / "expected.json").read_text())

@@ -95,6 +95,10 @@ def test_short_history_of_one_epoch_does_not_fail() -> None:
         ([0.6931] * 3, 2),
         ([1.7] * 5, None),
         ([2.3, 2.0, 1.5], None),
+        # A regression's MSE stalled high: exp() of it would overflow (it used to answer 500).
+        ([5739302400.0, 5739194880.0, 5739077632.0], None),
+        ([710.0] * 3, None),
+        ([1e308] * 3, None),
     ],
 )
 def test_classes_are_inferred_only_from_a_loss_flat_at_ln_c(

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from service.analysis.architecture import MODEL_INPUT
-from service.analysis.keras_json import compile_info, translate
-from service.schemas.model import Initializer, ModelSpec, Regularizer
+from service.analysis.architecture import describe
+from service.schemas.keras import translate
+from service.schemas.model import MODEL_INPUT, Initializer, ModelSpec, Regularizer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "keras"
 REAL = ["seed_cnn", "residual", "concat", "preprocessing", "normalized_mlp", "functional_augment"]
@@ -161,17 +161,6 @@ def test_shape_affecting_options_are_kept() -> None:
     assert mlp[3].max_value == 6.0 and mlp[4].learn_scale is False
 
 
-def test_compile_info_returns_optimizer_and_loss_as_plain_json() -> None:
-    info = compile_info(text("seed_cnn"))
-    assert info["optimizer"]["class_name"] == "SGD"
-    assert info["optimizer"]["config"]["learning_rate"] == 0.5
-    assert info["loss"] == "sparse_categorical_crossentropy"
-
-
-def test_compile_info_of_an_uncompiled_model_is_empty() -> None:
-    assert compile_info(text("residual")) == {"optimizer": None, "loss": None}
-
-
 def test_model_spec_translates_keras_json() -> None:
     spec = ModelSpec(keras_json=text("seed_cnn"))
     assert spec.input_shape == [28, 28, 1] and spec.layers is not None
@@ -186,10 +175,30 @@ def test_model_spec_reports_a_rejected_layer_as_a_validation_error() -> None:
 def test_translation_never_imports_tensorflow_or_keras() -> None:
     # A fresh interpreter, since other tests in the session may import TensorFlow themselves.
     code = (
-        "import sys; from service.analysis.keras_json import translate; "
+        "import sys; from service.schemas.keras import translate; "
         "from service.analysis.architecture import describe; "
         f"describe(*translate(open({str(FIXTURES / 'residual.json')!r}).read())); "
         "bad = {'tensorflow', 'keras'} & set(sys.modules); assert not bad, bad"
+    )
+    root = Path(__file__).parent.parent
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_schemas_do_not_import_the_analysis_core() -> None:
+    # Reading the contract (Keras JSON included) must not pull in the analysis it feeds.
+    code = (
+        "import sys; import service.schemas.diagnosis, service.schemas.keras; "
+        "from service.schemas.model import ModelSpec; "
+        f"ModelSpec(keras_json=open({str(FIXTURES / 'residual.json')!r}).read()); "
+        "bad = [m for m in sys.modules if m.startswith('service.analysis')]; assert not bad, bad"
     )
     root = Path(__file__).parent.parent
     result = subprocess.run(
@@ -226,11 +235,23 @@ def test_lambda_layer_without_bytecode_is_rejected_naming_the_layer() -> None:
         translate(model)
 
 
-def test_unknown_layer_class_is_rejected_listing_the_allowed_ones() -> None:
-    model = sequential(layer("MultiHeadAttention", "mha"), shape=[None, 4])
-    expected = r"'mha' has class MultiHeadAttention.*allowed: Activation"
-    with pytest.raises(ValueError, match=expected):
-        translate(model)
+def test_a_keras_layer_not_modelled_is_kept_as_an_opaque_node() -> None:
+    model = sequential(layer("MultiHeadAttention", "mha"), dense(), shape=[None, 4])
+    _, layers = translate(model)
+    assert layers[0].type == "opaque" and layers[0].keras_class == "MultiHeadAttention"
+    assert layers[1].type == "dense"
+
+
+def test_a_class_without_a_keras_module_is_rejected_naming_the_layer() -> None:
+    entry = {**layer("MyAttention", "mine"), "module": None}
+    with pytest.raises(ValueError, match="'mine' has class MyAttention without a module"):
+        translate(sequential(entry, shape=[None, 4]))
+
+
+@pytest.mark.parametrize("cls", ["TFSMLayer", "TorchModuleWrapper"])
+def test_classes_that_load_or_wrap_code_are_rejected_naming_the_layer(cls: str) -> None:
+    with pytest.raises(ValueError, match=f"'x' has class {cls}, which is not allowed"):
+        translate(sequential(layer(cls, "x"), shape=[None, 4]))
 
 
 def test_package_registered_name_is_rejected() -> None:
@@ -269,12 +290,14 @@ def test_custom_activation_name_is_rejected() -> None:
         translate(sequential(dense(activation="my_swish"), shape=[None, 4]))
 
 
-def test_nested_functional_model_is_rejected() -> None:
+def test_nested_functional_model_is_flattened_into_the_outer_sequential() -> None:
     nested = copy.deepcopy(doc("residual"))
     nested["config"]["name"] = "backbone"
-    model = sequential(nested, shape=[None, 32, 32, 3])
-    with pytest.raises(ValueError, match="'backbone' is a nested Functional"):
-        translate(model)
+    model = sequential(nested, dense("head"), shape=[None, 32, 32, 3])
+    inner = translate(doc("residual"))[1]
+    _, layers = translate(model)
+    assert [layer.name for layer in layers] == [layer.name for layer in inner] + ["head"]
+    assert layers[-1].inputs == [inner[-1].name]
 
 
 @pytest.mark.parametrize(
@@ -282,7 +305,6 @@ def test_nested_functional_model_is_rejected() -> None:
     [
         ({"filters": 2_000_000, "kernel_size": [3, 3]}, "filters must be an integer"),
         ({"filters": 8, "kernel_size": [20_000, 20_000]}, "kernel_size must be"),
-        ({"filters": 8, "kernel_size": [3, 3], "data_format": "channels_first"}, "channels_last"),
         ({"filters": True, "kernel_size": [3, 3]}, "filters must be an integer"),
     ],
 )
@@ -350,8 +372,18 @@ def test_legacy_batch_input_shape_on_first_layer_is_used() -> None:
     assert translate(sequential(dense(batch_input_shape=[None, 5])))[0] == [5]
 
 
+def test_channels_first_layers_are_kept_opaque() -> None:
+    conv = layer("Conv2D", "c", filters=8, kernel_size=[3, 3], data_format="channels_first")
+    _, layers = translate(sequential(conv, shape=[None, 3, 8, 8]))
+    assert layers[0].type == "opaque" and "channels_first" in (layers[0].opaque_reason or "")
+
+
+def test_open_input_sizes_are_kept_as_none() -> None:
+    assert translate(sequential(dense(), shape=[None, None, None, 3]))[0] == [None, None, 3]
+
+
 def test_input_dims_beyond_the_limit_are_rejected() -> None:
-    with pytest.raises(ValueError, match="between 1 and 100000"):
+    with pytest.raises(ValueError, match="null or 1 to 100000"):
         translate(sequential(dense(), shape=[None, 10**7]))
 
 
@@ -379,10 +411,15 @@ def test_initializers_accept_strings_and_serialized_dicts() -> None:
     ]
 
 
-def test_unsupported_initializer_is_rejected() -> None:
+def test_a_keras_initializer_not_modelled_makes_the_layer_opaque() -> None:
     model = sequential(dense(kernel_initializer=keras_init("STFT")), shape=[None, 4])
+    layer_ = translate(model)[1][0]
+    assert layer_.type == "opaque" and "STFT" in (layer_.opaque_reason or "")
+
+
+def test_an_unknown_initializer_name_is_rejected() -> None:
     with pytest.raises(ValueError, match=r"'dense'.*not a supported initializer"):
-        translate(model)
+        translate(sequential(dense(kernel_initializer="my_init"), shape=[None, 4]))
 
 
 def test_string_regularizers_use_keras_defaults() -> None:
@@ -394,15 +431,16 @@ def test_string_regularizers_use_keras_defaults() -> None:
     assert layers[1].kernel_regularizer == Regularizer(l1=0.01)
 
 
-def test_unsupported_regularizer_is_rejected() -> None:
+def test_orthogonal_regularizer_is_read_with_its_factor_and_mode() -> None:
     reg = {
         "module": "keras.regularizers",
         "class_name": "OrthogonalRegularizer",
         "config": {"factor": 0.01},
         "registered_name": None,
     }
-    with pytest.raises(ValueError, match="supported: L1, L2, L1L2"):
-        translate(sequential(dense(kernel_regularizer=reg), shape=[None, 4]))
+    layer_ = translate(sequential(dense(kernel_regularizer=reg), shape=[None, 4]))[1][0]
+    assert layer_.type == "dense"
+    assert layer_.kernel_regularizer == Regularizer(orthogonal=0.01, mode="rows")
 
 
 def test_serialized_activation_dict_is_accepted_by_name() -> None:
@@ -460,15 +498,29 @@ def test_shared_layers_are_rejected() -> None:
         translate(model)
 
 
-def test_multi_output_models_are_rejected() -> None:
+def test_multi_output_models_keep_every_head_and_end_with_the_last_in_graph_order() -> None:
     model = _functional(
         _fn_input(),
-        _fn_layer(dense("d"), _node("in")),
+        _fn_layer(dense("trunk"), _node("in")),
+        _fn_layer(dense("a"), _node("trunk")),
+        _fn_layer(dense("b"), _node("trunk")),
         inputs=[["in", 0, 0]],
-        outputs=[["d", 0, 0], ["d", 0, 0]],
+        outputs=[["b", 0, 0], ["a", 0, 0]],
     )
-    with pytest.raises(ValueError, match="exactly one output"):
-        translate(model)
+    assert [layer.name for layer in translate(model)[1]] == ["trunk", "a", "b"]
+
+
+def test_a_second_input_becomes_an_opaque_input_node() -> None:
+    model = _functional(
+        _fn_input("in"),
+        _fn_input("meta"),
+        _fn_layer(layer("Concatenate", "join", axis=-1), _node("in", "meta")),
+        inputs=[["in", 0, 0], ["meta", 0, 0]],
+        outputs=[["join", 0, 0]],
+    )
+    meta, join = translate(model)[1]
+    assert meta.type == "opaque" and meta.keras_class == "InputLayer" and meta.output_shape == [4]
+    assert join.inputs == [MODEL_INPUT, "meta"]
 
 
 def test_unknown_inbound_layer_is_rejected() -> None:
@@ -498,3 +550,61 @@ def test_keras2_style_inbound_nodes_are_read() -> None:
     entry = {**dense("d"), "name": "d", "inbound_nodes": [[["in", 0, 0, {}]]]}
     model = _functional(_fn_input(), entry, inputs=[["in", 0, 0]], outputs=[["d", 0, 0]])
     assert translate(model)[1][0].inputs == [MODEL_INPUT]
+
+
+def _op(cls: str, name: str, *args: Any) -> dict[str, Any]:
+    """A keras.ops call as Functional JSON records it: `args` mixes tensors and numbers."""
+    tensors = [
+        {
+            "class_name": "__keras_tensor__",
+            "config": {"shape": [None, 4], "keras_history": [a, 0, 0]},
+        }
+        if isinstance(a, str)
+        else a
+        for a in args
+    ]
+    return {
+        "module": "keras.src.ops.numpy",
+        "class_name": cls,
+        "registered_name": cls,
+        "name": name,
+        "config": {"name": name},
+        "inbound_nodes": [{"args": tensors, "kwargs": {}}],
+    }
+
+
+def test_arithmetic_with_a_constant_reads_as_rescaling_of_the_inputs() -> None:
+    # inputs / 255.0 - 0.5, then 2.0 * x (a scale inside the network, not of the inputs)
+    model = _functional(
+        _fn_input(),
+        _op("TrueDivide", "div", "in", 255.0),
+        _op("Subtract", "sub", "div", 0.5),
+        _fn_layer(dense("d"), _node("sub")),
+        _op("Multiply", "mul", 2.0, "d"),
+        inputs=[["in", 0, 0]],
+        outputs=[["mul", 0, 0]],
+    )
+    shape, layers = translate(model)
+    assert [
+        (layer.type, layer.scale, layer.offset) for layer in layers if layer.type != "dense"
+    ] == [
+        ("rescaling", 1 / 255, 0.0),
+        ("rescaling", 1.0, -0.5),
+        ("rescaling", 2.0, 0.0),
+    ]
+    arch = describe(shape, layers)
+    assert arch.rescaling_scale == pytest.approx(1 / 255) and arch.rescaling_offset == -0.5
+
+
+def test_ops_on_two_tensors_read_as_merges_and_others_stay_opaque() -> None:
+    model = _functional(
+        _fn_input(),
+        _fn_layer(dense("a"), _node("in")),
+        _op("Multiply", "gate", "in", "a"),
+        _op("Add", "sum", "gate", "a"),
+        _op("Divide", "inv", 1.0, "sum"),
+        inputs=[["in", 0, 0]],
+        outputs=[["inv", 0, 0]],
+    )
+    types = {layer.name: layer.type for layer in translate(model)[1]}
+    assert types == {"a": "dense", "gate": "multiply", "sum": "add", "inv": "opaque"}

@@ -156,6 +156,28 @@ def test_poison_sample_fails_that_diagnosis_readably_and_the_worker_serves_on(
     assert stack["worker"].poll() is None
 
 
+def test_a_model_with_an_opaque_layer_keeps_its_static_report_and_probes_say_why(
+    stack: dict[str, Any],
+) -> None:
+    client = stack["client"]
+    run = faulty_run(stack["dataset"])
+    noise = {
+        "type": "opaque",
+        "name": "noise",
+        "keras_class": "GaussianNoise",
+        "same_shape": True,
+        "opaque_reason": "a Keras layer the analysis does not model",
+    }
+    run["model"]["layers"].insert(0, noise)  # fmt: skip
+    body = {"run": run, "history": STUCK, "probes": {"enabled": True, "budget_seconds": 30}}
+    location = client.post("/v1/diagnoses", json=body).headers["location"]
+    doc = wait_for(client, location, lambda d: d["status"] in ("succeeded", "failed"), timeout=120)
+    assert "'noise' (GaussianNoise) is kept opaque" in doc["error"]
+    assert doc["report"]["causes"]  # the static report is still there
+    assert any("kept opaque" in note for note in doc["report"]["notes"])
+    assert stack["worker"].poll() is None
+
+
 def test_delete_cancels_a_running_diagnosis_and_the_worker_serves_on(stack: dict[str, Any]) -> None:
     client = stack["client"]
     location = submit(client, stack["dataset"], budget=600)

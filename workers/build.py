@@ -23,14 +23,10 @@ import keras
 import numpy as np
 from keras import ops
 
-from service.analysis.architecture import (
-    MODEL_INPUT,
-    Architecture,
-    describe,
-    normalize_initializer,
-)
-from service.schemas.model import Initializer, Layer, Regularizer
+from service.analysis.architecture import MERGES, Architecture, describe, normalize_initializer
+from service.schemas.model import ACTIVATIONS, MODEL_INPUT, Initializer, Layer, Regularizer
 from service.schemas.run import Augmentation, LrSchedule, RunSpec
+from service.schemas.schedules import KerasSchedule
 
 # Defaults for values Keras needs but a spec may leave out (Keras' own defaults where it has one).
 DEFAULT_OPTIMIZER = "adam"  # the most common choice; Keras' compile() default is rmsprop
@@ -39,16 +35,6 @@ DEFAULT_DECAY_RATE = 0.96
 DEFAULT_PLATEAU_FACTOR = 0.1
 DEFAULT_PLATEAU_PATIENCE = 10
 DEFAULT_HORIZON_STEPS = 1000  # cosine decay length when neither epochs nor steps are known
-
-ACTIVATIONS = frozenset(
-    {
-        "celu", "elu", "exponential", "gelu", "glu", "hard_shrink", "hard_sigmoid", "hard_silu",
-        "hard_swish", "hard_tanh", "leaky_relu", "linear", "log_sigmoid", "log_softmax", "mish",
-        "relu", "relu6", "selu", "sigmoid", "silu", "soft_shrink", "softmax", "softplus",
-        "softsign", "sparse_plus", "sparse_sigmoid", "sparsemax", "squareplus", "swish", "tanh",
-        "tanh_shrink", "threshold",
-    }
-)  # fmt: skip
 
 OPTIMIZERS: dict[str, type[keras.optimizers.Optimizer]] = {
     "sgd": keras.optimizers.SGD,
@@ -63,6 +49,8 @@ OPTIMIZERS: dict[str, type[keras.optimizers.Optimizer]] = {
     "lion": keras.optimizers.Lion,
     "adafactor": keras.optimizers.Adafactor,
     "lamb": keras.optimizers.Lamb,
+    "muon": keras.optimizers.Muon,
+    "schedulefreeadamw": keras.optimizers.ScheduleFreeAdamW,
 }
 OPTIMIZER_ARGS = (
     "momentum", "nesterov", "beta_1", "beta_2", "rho", "epsilon", "weight_decay", "clipnorm",
@@ -160,7 +148,7 @@ def _apply(layer: Layer, name: str, sources: list[Any], seeds: _Seeds) -> Any:
     """Construct and call one layer, turning Keras' complaints into errors naming the layer."""
     try:
         keras_layer = LAYER_BUILDERS[layer.type](layer, name, seeds)
-        return keras_layer(sources if layer.type in ("add", "concatenate") else sources[0])
+        return keras_layer(sources if layer.type in MERGES else sources[0])
     except BuildError:
         raise
     except (ValueError, TypeError) as exc:
@@ -268,10 +256,18 @@ def _or(value: float | None, default: float) -> float:
     return default if value is None else value
 
 
-def make_regularizer(spec: Regularizer | None) -> keras.regularizers.Regularizer | None:
-    if spec is None or (not spec.l1 and not spec.l2):
+def make_regularizer(spec: Regularizer | None) -> Callable[[Any], Any] | None:
+    if spec is None or not (spec.l1 or spec.l2 or spec.orthogonal):
         return None
-    return keras.regularizers.L1L2(l1=spec.l1, l2=spec.l2)
+    parts: list[Callable[[Any], Any]] = []
+    if spec.l1 or spec.l2:
+        parts.append(keras.regularizers.L1L2(l1=spec.l1, l2=spec.l2))
+    if spec.orthogonal:
+        mode = spec.mode or "rows"
+        parts.append(keras.regularizers.OrthogonalRegularizer(spec.orthogonal, mode=mode))
+    if len(parts) == 1:
+        return parts[0]
+    return lambda weights: parts[0](weights) + parts[1](weights)
 
 
 def make_activation(name: str | None, layer: str) -> Callable[..., Any]:
@@ -399,13 +395,42 @@ def _activation(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
 
 def _relu(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
     return keras.layers.ReLU(
-        max_value=layer.max_value, negative_slope=layer.negative_slope or 0.0, name=name
+        max_value=layer.max_value,
+        negative_slope=layer.negative_slope or 0.0,
+        threshold=layer.threshold or 0.0,
+        name=name,
     )
 
 
 def _leaky_relu(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
     slope = 0.3 if layer.negative_slope is None else layer.negative_slope
     return keras.layers.LeakyReLU(negative_slope=slope, name=name)
+
+
+class LayerScale(keras.layers.Layer):  # type: ignore[misc]
+    """ConvNeXt's per-channel learned scale (keras.applications.convnext.LayerScale)."""
+
+    def __init__(self, init_value: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.init_value = init_value
+
+    def build(self, input_shape: Any) -> None:
+        self.gamma = self.add_weight(
+            shape=(input_shape[-1],),
+            initializer=keras.initializers.Constant(self.init_value),
+            name="gamma",
+        )
+
+    def call(self, x: Any) -> Any:
+        return x * self.gamma
+
+
+def _layer_scale(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
+    return LayerScale(1e-6 if layer.init_value is None else layer.init_value, name=name)
+
+
+def _prelu(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
+    return keras.layers.PReLU(shared_axes=layer.shared_axes, name=name)
 
 
 def _softmax(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
@@ -445,6 +470,29 @@ def _zero_padding2d(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Laye
 
 def _add(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
     return keras.layers.Add(name=name)
+
+
+def _multiply(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
+    return keras.layers.Multiply(name=name)
+
+
+def _group_normalization(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
+    return keras.layers.GroupNormalization(
+        groups=layer.groups or 32,
+        axis=-1 if layer.axis is None else layer.axis,
+        center=layer.center is not False,
+        scale=layer.learn_scale is not False,
+        name=name,
+    )
+
+
+def _opaque(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
+    # The service kept this Keras class without modelling it; rebuilding it would mean trusting
+    # its config to Keras' deserializer, which user JSON never reaches.
+    raise BuildError(
+        f"layer {name!r} ({layer.keras_class}) is kept opaque ({layer.opaque_reason}); probes "
+        "cannot rebuild this model, the static report stands"
+    )
 
 
 def _concatenate(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
@@ -491,13 +539,18 @@ LAYER_BUILDERS: dict[str, Builder] = {
     "activation": _activation,
     "relu": _relu,
     "leaky_relu": _leaky_relu,
+    "prelu": _prelu,
+    "layer_scale": _layer_scale,
     "softmax": _softmax,
     "rescaling": _rescaling,
     "normalization": _normalization,
     "reshape": _reshape,
     "zero_padding2d": _zero_padding2d,
     "add": _add,
+    "multiply": _multiply,
     "concatenate": _concatenate,
+    "group_normalization": _group_normalization,
+    "opaque": _opaque,
     "random_flip": _random_flip,
     "random_rotation": _random_rotation,
     "random_translation": _random_translation,
@@ -555,7 +608,10 @@ def make_optimizer(
 ) -> keras.optimizers.Optimizer:
     """The run's optimizer class with the arguments it set (and that class accepts)."""
     spec = run.optimizer
-    cls = OPTIMIZERS[spec.name if spec else DEFAULT_OPTIMIZER]
+    name = spec.name if spec else DEFAULT_OPTIMIZER
+    if name not in OPTIMIZERS:  # MultiOptimizer: its per-layer map names the user's layers
+        raise BuildError(f"probes cannot rebuild the optimizer {name!r}")
+    cls = OPTIMIZERS[name]
     accepted = inspect.signature(cls).parameters
     kwargs: dict[str, Any] = {}
     if learning_rate is not None:
@@ -575,7 +631,10 @@ def initial_learning_rate(run: RunSpec) -> float:
         return schedule.initial_lr
     if run.optimizer is not None and run.optimizer.learning_rate is not None:
         return run.optimizer.learning_rate
-    cls = OPTIMIZERS[run.optimizer.name if run.optimizer else DEFAULT_OPTIMIZER]
+    name = run.optimizer.name if run.optimizer else DEFAULT_OPTIMIZER
+    cls = OPTIMIZERS.get(name)
+    if cls is None:
+        raise BuildError(f"probes cannot rebuild the optimizer {name!r}")
     return float(inspect.signature(cls).parameters["learning_rate"].default)
 
 
@@ -588,6 +647,9 @@ def make_schedule(
 ) -> float | keras.optimizers.schedules.LearningRateSchedule:
     """A float for constant/plateau learning rates, else a per-step Keras schedule."""
     lr = initial_learning_rate(run)
+    if schedule is not None and schedule.keras is not None:
+        rebuilt = _keras_schedule(schedule.keras)
+        return OffsetSchedule(rebuilt, start_step) if start_step else rebuilt
     if schedule is None or schedule.name in ("constant", "reduce_on_plateau"):
         return lr  # a plain float: ReduceLROnPlateau can only change a variable learning rate
     spe = max(1, steps_per_epoch)
@@ -601,6 +663,19 @@ def make_schedule(
     else:
         built = _cosine(run, schedule, lr, spe, total_steps)
     return OffsetSchedule(built, start_step) if start_step else built
+
+
+def _keras_schedule(spec: KerasSchedule) -> keras.optimizers.schedules.LearningRateSchedule:
+    """The user's Keras schedule, rebuilt from validated numbers (its class is allowlisted)."""
+    cls = getattr(keras.optimizers.schedules, spec.class_name)
+    args = spec.model_dump(exclude={"class_name"}, exclude_none=True)
+    for key in ("decay_steps", "first_decay_steps", "warmup_steps"):
+        if key in args and float(args[key]).is_integer():
+            args[key] = int(args[key])  # Keras counts steps in integers
+    if "boundaries" in args and all(float(b).is_integer() for b in args["boundaries"]):
+        args["boundaries"] = [int(b) for b in args["boundaries"]]
+    accepted = inspect.signature(cls).parameters
+    return cls(**{k: v for k, v in args.items() if k in accepted})
 
 
 def _drop_period(schedule: LrSchedule, steps_per_epoch: int) -> float:

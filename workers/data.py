@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import gzip
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final, Literal
@@ -89,7 +90,7 @@ def stratified_split(
 
 
 def stand_in(
-    input_shape: list[int] | tuple[int, ...],
+    input_shape: Sequence[int | None],
     num_classes: int,
     n: int = 2048,
     seed: int = 0,
@@ -100,12 +101,17 @@ def stand_in(
     With num_classes <= 10 only classes 0..num_classes-1 are used; with more, all 10 are used
     (the model's extra outputs never see a label) and `note` says so.
     """
+    if any(d is None for d in input_shape):
+        raise ValueError(
+            f"the model leaves its input size open ({list(input_shape)}); upload a sample "
+            "(POST /v1/datasets) so probes know what to train on"
+        )
     images, labels = fashion_mnist_train()
     classes = min(num_classes, FASHION_CLASSES)
     rng = np.random.default_rng(seed)
     pool = np.flatnonzero(labels < classes)
     chosen = np.sort(rng.choice(pool, size=min(n, len(pool)), replace=False))
-    x = _shape_like(images[chosen], tuple(input_shape))
+    x = _shape_like(images[chosen], tuple(int(d or 1) for d in input_shape))
     low, high = value_range
     x = (low + (high - low) * (x / 255.0)).astype(np.float32)
     y = labels[chosen].astype(np.int32)

@@ -11,19 +11,45 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from service.schemas.model import Initializer, Layer, Regularizer
-
-# The name by which `Layer.inputs` refers to the model's input (no layer may use it).
-MODEL_INPUT = "input"
+from service.analysis.opaque_shapes import opaque_shape
+from service.schemas.model import MODEL_INPUT, Initializer, Layer, Regularizer
 
 WEIGHTED = frozenset({"conv2d", "separable_conv2d", "depthwise_conv2d", "dense"})
 CONVS = frozenset({"conv2d", "separable_conv2d", "depthwise_conv2d"})
 POOLS = frozenset({"max_pooling2d", "average_pooling2d"})
-ACTIVATION_LAYERS = frozenset({"activation", "relu", "leaky_relu", "softmax"})
-NORMALIZERS = frozenset({"batch_normalization", "layer_normalization"})
+ACTIVATION_LAYERS = frozenset({"activation", "relu", "leaky_relu", "prelu", "softmax"})
+NORMALIZERS = frozenset({"batch_normalization", "layer_normalization", "group_normalization"})
+MERGES = frozenset({"add", "multiply", "concatenate"})
 DROPOUTS = frozenset({"dropout", "spatial_dropout2d"})
 AUGMENTATION = frozenset({"random_flip", "random_rotation", "random_translation"})
 INPUT_SCALING = frozenset({"rescaling", "normalization"})
+# Keras classes (layers and keras.ops calls) that hold no weights: an opaque one of these
+# leaves the parameter count exact.
+WEIGHTLESS_CLASSES = frozenset(
+    {
+        *("InputLayer", "Activation", "ReLU", "ELU", "LeakyReLU", "Softmax", "Identity"),
+        *("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "Masking"),
+        *("GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization"),
+        *("UnitNormalization", "Flatten", "Reshape", "Permute", "RepeatVector", "Rescaling"),
+        *("Cropping1D", "Cropping2D", "Cropping3D", "ZeroPadding1D", "ZeroPadding3D"),
+        *("UpSampling1D", "UpSampling2D", "UpSampling3D", "Resizing", "CenterCrop"),
+        *("MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D"),
+        *("AveragePooling2D", "AveragePooling3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D"),
+        *("GlobalMaxPooling3D", "GlobalAveragePooling1D", "GlobalAveragePooling2D"),
+        *("GlobalAveragePooling3D", "Add", "Subtract", "Multiply", "Average", "Maximum"),
+        *("Minimum", "Concatenate", "Dot", "RandomCrop", "RandomFlip", "RandomRotation"),
+        *("RandomTranslation", "RandomZoom", "RandomContrast", "RandomBrightness"),
+        *("RandomGrayscale", "RandomHue", "RandomSaturation", "RandomSharpness"),
+        *("RandomShear", "RandomColorJitter", "RandomPosterization", "RandomInvert"),
+        *("RandomErasing", "RandomGaussianBlur", "RandomElasticTransform"),
+        *("RandomPerspective", "AutoContrast", "Equalization", "Solarization"),
+        # keras.ops calls recorded in Functional JSON
+        *("Mean", "Sum", "Max", "Min", "Relu", "Relu6", "Sigmoid", "Tanh", "Silu", "Gelu"),
+        *("Elu", "Selu", "HardSigmoid", "HardSilu", "Softplus", "Exp", "Log", "Sqrt"),
+        *("Square", "Abs", "Negative", "Clip", "Cast", "Divide", "TrueDivide", "Power"),
+        *("Transpose", "ExpandDims", "Squeeze", "GetItem", "Matmul", "Einsum"),
+    }
+)
 CONSTANT_INITIALIZERS = frozenset({"zeros", "ones", "constant"})
 # std of a unit normal truncated at +-2 std (what Keras' TruncatedNormal samples).
 TRUNCATED_STD_FACTOR = 0.87962566103423978
@@ -40,6 +66,11 @@ VARIANCE_SCALING = {
 DEFAULT_KERNEL_INITIALIZER = "glorot_uniform"
 
 Shape = tuple[int, ...]
+
+
+class ShapeUnknown(ValueError):
+    """The model is valid but its shapes cannot be followed (an open input size, an opaque
+    layer whose output shape the Keras JSON does not record): no architecture, not an error."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +133,12 @@ class Architecture:
     output_shape: Shape
     output_units: int
     output_activation: str
+    # Opaque layers that may hold weights: total_params leaves theirs out, so it is a floor.
+    uncounted: tuple[str, ...] = ()
+
+    @property
+    def params_known(self) -> bool:
+        return not self.uncounted
 
     def layer(self, name: str) -> LayerInfo:
         """The layer called `name` (KeyError if none)."""
@@ -114,15 +151,20 @@ class Architecture:
 # ---------------------------------------------------------------- entry point
 
 
-def describe(input_shape: Sequence[int], layers: Sequence[Layer]) -> Architecture:
+def describe(input_shape: Sequence[int | None], layers: Sequence[Layer]) -> Architecture:
     """Shapes, parameters and initializer statistics per layer, plus model-wide totals."""
+    if input_shape and any(d is None for d in input_shape):
+        raise ShapeUnknown(
+            f"the input shape {list(input_shape)} leaves sizes open (None), so layer shapes "
+            "and parameter counts that depend on them are unknown"
+        )
     if not input_shape or not all(isinstance(d, int) and d >= 1 for d in input_shape):
         raise ValueError(f"input_shape must be positive integers, got {list(input_shape)}")
     if not layers:
         raise ValueError("the model has no layers")
     names = _names(layers)
     inputs = _resolve_inputs(layers, names)
-    shapes: dict[str, Shape] = {MODEL_INPUT: tuple(input_shape)}
+    shapes: dict[str, Shape] = {MODEL_INPUT: tuple(d or 1 for d in input_shape)}
     partial = []
     for layer, name, sources in zip(layers, names, inputs, strict=True):
         in_shapes = [shapes[s] for s in sources]
@@ -130,7 +172,7 @@ def describe(input_shape: Sequence[int], layers: Sequence[Layer]) -> Architectur
         shapes[name] = partial[-1].output_shape
     consumers = _consumers(names, inputs)
     infos = tuple(_with_followers(i, partial, layers, consumers) for i in range(len(partial)))
-    return _totals(tuple(input_shape), infos, layers)
+    return _totals(shapes[MODEL_INPUT], infos, layers)
 
 
 def _names(layers: Sequence[Layer]) -> list[str]:
@@ -206,7 +248,9 @@ def _describe_layer(
 
 
 def _check_arity(layer: Layer, name: str, in_shapes: list[Shape]) -> None:
-    merging = layer.type in ("add", "concatenate")
+    if layer.type == "opaque":
+        return  # a Keras layer or keras.ops call takes what Keras let it take
+    merging = layer.type in MERGES
     if merging and len(in_shapes) < 2:
         raise ValueError(f"layer {name!r} ({layer.type}) needs at least two inputs")
     if not merging and len(in_shapes) != 1:
@@ -261,6 +305,10 @@ def _output_shape(layer: Layer, name: str, in_shapes: list[Shape]) -> Shape:
         return _zero_pad(layer, name, shape)
     if kind == "add":
         return _add(name, in_shapes)
+    if kind == "multiply":
+        return _broadcast(name, in_shapes)
+    if kind == "opaque":
+        return _opaque(layer, name, in_shapes)
     if kind == "concatenate":
         return _concatenate(layer, name, in_shapes)
     return shape
@@ -368,6 +416,35 @@ def _add(name: str, in_shapes: list[Shape]) -> Shape:
             f"{', '.join(map(str, in_shapes))}"
         )
     return in_shapes[0]
+
+
+def _broadcast(name: str, in_shapes: list[Shape]) -> Shape:
+    """Keras' Multiply broadcasts like numpy (a squeeze-excite gate (1, 1, C) over (H, W, C))."""
+    rank = max(len(s) for s in in_shapes)
+    padded = [(1,) * (rank - len(s)) + s for s in in_shapes]
+    out = []
+    for dims in zip(*padded, strict=True):
+        sizes = {d for d in dims if d != 1}
+        if len(sizes) > 1:
+            raise ValueError(
+                f"layer {name!r} (multiply) cannot broadcast {', '.join(map(str, in_shapes))}"
+            )
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
+
+
+def _opaque(layer: Layer, name: str, in_shapes: list[Shape]) -> Shape:
+    if layer.output_shape is not None and all(d is not None for d in layer.output_shape):
+        return tuple(int(d) for d in layer.output_shape if d is not None)
+    if layer.same_shape and len(in_shapes) == 1:
+        return in_shapes[0]
+    computed = opaque_shape(layer.keras_class or "", layer.keras_config or {}, in_shapes[0])
+    if computed is not None and len(in_shapes) == 1:
+        return computed
+    raise ShapeUnknown(
+        f"layer {name!r} ({layer.keras_class}) is not modelled and the Keras JSON does not "
+        "record its output shape"
+    )
 
 
 def _concatenate(layer: Layer, name: str, in_shapes: list[Shape]) -> Shape:
@@ -486,6 +563,11 @@ def _params(layer: Layer, name: str, in_shape: Shape, kernels: tuple[KernelInfo,
         weights += channels * (learned + moving)
     if layer.type == "normalization":
         weights += _normalization_params(layer, name, in_shape)
+    if layer.type == "layer_scale":  # ConvNeXt: one learned scale per channel
+        weights += in_shape[-1]
+    if layer.type == "prelu":  # one slope per value, except along shared axes
+        shared = {a - 1 for a in layer.shared_axes or []}  # Keras axes count the batch
+        weights += math.prod(d for i, d in enumerate(in_shape) if i not in shared)
     return weights
 
 
@@ -575,7 +657,7 @@ def _own_activation(layer: Layer) -> str | None:
         if layer.negative_slope:
             return "leaky_relu"
         return "relu6" if layer.max_value == 6 else "relu"
-    if kind == "leaky_relu":
+    if kind in ("leaky_relu", "prelu"):
         return "leaky_relu"
     if kind == "softmax":
         return "softmax"
@@ -613,7 +695,7 @@ def _with_followers(
 def _totals(
     input_shape: Shape, infos: tuple[LayerInfo, ...], layers: Sequence[Layer]
 ) -> Architecture:
-    rescaling = next((layer for layer in layers if layer.type == "rescaling"), None)
+    scale, offset = _input_rescaling(infos, layers)
     types = {info.type for info in infos}
     return Architecture(
         input_shape=input_shape,
@@ -623,13 +705,44 @@ def _totals(
         narrowest=_narrowest(infos),
         has_input_scaling=bool(types & INPUT_SCALING),
         has_normalization_layer="normalization" in types,
-        rescaling_scale=_or(rescaling.scale, 1.0) if rescaling else None,
-        rescaling_offset=_or(rescaling.offset, 0.0) if rescaling else None,
+        rescaling_scale=scale,
+        rescaling_offset=offset,
         augmentation_layers=tuple(i.name for i in infos if i.type in AUGMENTATION),
         output_shape=infos[-1].output_shape,
         output_units=infos[-1].output_shape[-1],
         output_activation=_output_activation(infos),
+        uncounted=tuple(
+            info.name
+            for info, layer in zip(infos, layers, strict=True)
+            if layer.type == "opaque" and layer.keras_class not in WEIGHTLESS_CLASSES
+        ),
     )
+
+
+def _input_rescaling(
+    infos: tuple[LayerInfo, ...], layers: Sequence[Layer]
+) -> tuple[float | None, float | None]:
+    """(scale, offset) the inputs get before the first weighted layer, or (None, None).
+
+    The first Rescaling before any weighted layer, composed with the Rescalings that directly
+    follow it (`inputs / 255.0 - 0.5` in Functional JSON is two of them): a Rescaling deeper
+    in the network (MobileNetV3's x + 3) scales activations, not inputs.
+    """
+    scale = offset = None
+    chain_end = ""
+    for info, layer in zip(infos, layers, strict=True):
+        if info.weighted:
+            break
+        if layer.type != "rescaling":
+            continue
+        if scale is None:
+            scale, offset = 1.0, 0.0
+        elif info.inputs != (chain_end,):
+            break
+        s, o = _or(layer.scale, 1.0), _or(layer.offset, 0.0)
+        scale, offset = scale * s, (offset or 0.0) * s + o
+        chain_end = info.name
+    return scale, offset
 
 
 def _narrowest(infos: tuple[LayerInfo, ...]) -> Narrowest | None:

@@ -466,7 +466,7 @@ def insufficient_capacity(ctx: Context) -> Found:
             ev.append(
                 Evidence(2, f"layer {narrow.name!r} carries only {narrow.width} channels/units")
             )
-        if C and arch.total_params < 100 * C:
+        if C and arch.params_known and arch.total_params < 100 * C:
             ev.append(
                 Evidence(1.5, f"the model has {arch.total_params} parameters for {C} classes")
             )

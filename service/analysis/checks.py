@@ -44,17 +44,20 @@ def data_checks(ctx: Context, dataset: dict[str, Any] | None) -> list[DataCheck]
         )
     )
     counts = {int(k): v for k, v in stats["class_counts"].items()}
-    ratio = max(counts.values()) / min(counts.values())
-    classes = ctx.num_classes or len(counts)
-    missing = classes - len(counts)
-    out.append(
-        DataCheck(
-            id="class_balance",
-            status="warning" if ratio > 10 or missing > 0 else "ok",
-            detail=f"{len(counts)} of {classes} classes present; largest/smallest = {ratio:.1f}",
+    # Regression targets and multi-hot rows have no classes to count: no class checks then.
+    if counts:
+        ratio = max(counts.values()) / min(counts.values())
+        classes = ctx.num_classes or len(counts)
+        missing = classes - len(counts)
+        out.append(
+            DataCheck(
+                id="class_balance",
+                status="warning" if ratio > 10 or missing > 0 else "ok",
+                detail=f"{len(counts)} of {classes} classes present; "
+                f"largest/smallest = {ratio:.1f}",
+            )
         )
-    )
-    if ctx.arch is not None:
+    if ctx.arch is not None and counts:
         top = max(counts)
         units = ctx.arch.output_units
         ok = units == 1 or top < units
@@ -65,6 +68,7 @@ def data_checks(ctx: Context, dataset: dict[str, Any] | None) -> list[DataCheck]
                 detail=f"labels go up to {top}; the output has {units} units",
             )
         )
+    if ctx.arch is not None:
         shape = list(ctx.arch.input_shape)
         given = dataset["input_shape"]
         out.append(

@@ -66,12 +66,20 @@ def _median(values: np.ndarray) -> float:
     return float(ordered[mid]) if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
+_MAX_LN_CLASSES = math.log(1000) + 0.01
+
+
 def infer_classes(loss: list[float]) -> int | None:
     """C when the loss sits flat at ln C: the exact signature of a uniform guess over C classes."""
     tail = np.asarray(loss[-5:], dtype=float)
-    if len(tail) < 3 or not np.all(np.isfinite(tail)) or np.ptp(tail) > 0.01 * abs(tail.mean()):
+    if len(tail) < 3 or not np.all(np.isfinite(tail)):
         return None
-    k = math.exp(float(tail.mean()))
+    level = float(np.median(tail))
+    # ln C for C ≤ 1000 is below 7: a flat loss far above (a regression's MSE) names no C, and
+    # exp() of it would overflow.
+    if not 0 < level < _MAX_LN_CLASSES or np.ptp(tail) > 0.01 * level:
+        return None
+    k = math.exp(level)
     c = round(k)
     return c if 2 <= c <= 1000 and abs(k - c) / c < 0.01 else None
 

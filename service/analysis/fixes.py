@@ -17,7 +17,6 @@ AUGMENTATION = {
     "height_shift_range": 0.2,
     "horizontal_flip": True,
 }
-_WEIGHTED = {"conv2d", "separable_conv2d", "depthwise_conv2d", "dense"}
 _RELU_LIKE = {"relu", "relu6", "elu", "gelu", "swish", "silu", "leaky_relu", "mish", "softplus"}
 
 
@@ -110,10 +109,6 @@ def initializer_for(activation: str | None) -> str:
     if act == "selu":
         return "lecun_normal"
     return "glorot_uniform"
-
-
-def is_weighted(layer: Layer) -> bool:
-    return layer.type in _WEIGHTED
 
 
 def _round(value: float) -> float:

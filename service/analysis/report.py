@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from service.analysis import curves
-from service.analysis.architecture import Architecture, describe
+from service.analysis.architecture import Architecture, ShapeUnknown, describe
 from service.analysis.causes import rank
 from service.analysis.checks import data_checks
 from service.analysis.evidence import Context
+from service.analysis.intake import intake_notes
 from service.analysis.optimizers import read_lr
 from service.errors import InvalidRunSpec
 from service.schemas.diagnosis import DiagnosisRequest
@@ -20,13 +21,24 @@ from service.schemas.run import RunSpec
 CREDIBLE = 0.5
 
 
-def architecture(run: RunSpec) -> Architecture | None:
+def architecture(run: RunSpec, dataset: dict[str, Any] | None = None) -> Architecture | None:
+    """The model's architecture; None without a model or when its shapes cannot be followed."""
     if run.model is None or run.model.layers is None or run.model.input_shape is None:
         return None
     try:
-        return describe(run.model.input_shape, run.model.layers)
+        return describe(sized_input(run.model.input_shape, dataset), run.model.layers)
+    except ShapeUnknown:
+        return None  # the report's notes say which checks this turns off
     except ValueError as exc:
         raise InvalidRunSpec(f"run.model cannot be built: {exc}") from exc
+
+
+def sized_input(shape: list[int | None], dataset: dict[str, Any] | None) -> list[int | None]:
+    """An input size the model leaves open (None) taken from the uploaded sample's shape."""
+    given = dataset.get("input_shape") if dataset else None
+    if None not in shape or not isinstance(given, list) or len(given) != len(shape):
+        return shape
+    return [d if d is not None else int(g) for d, g in zip(shape, given, strict=True)]
 
 
 def num_classes(
@@ -34,7 +46,7 @@ def num_classes(
 ) -> int | None:
     if run.data and run.data.num_classes:
         return run.data.num_classes
-    if dataset:
+    if dataset and dataset.get("num_classes"):
         return int(dataset["num_classes"])
     if arch is not None and arch.output_units > 1:
         return arch.output_units
@@ -54,6 +66,8 @@ def input_range(
             lo, hi = min(mins), max(maxs)
     elif run.data and run.data.input_min is not None and run.data.input_max is not None:
         lo, hi = run.data.input_min, run.data.input_max
+    elif run.data and run.data.typical_range() is not None:
+        lo, hi = run.data.typical_range() or (None, None)
     if lo is None or hi is None:
         return None
     if arch is not None and arch.rescaling_scale is not None:
@@ -64,7 +78,7 @@ def input_range(
 
 def build_context(request: DiagnosisRequest, dataset: dict[str, Any] | None) -> Context:
     run = request.run
-    arch = architecture(run)
+    arch = architecture(run, dataset)
     classes = num_classes(run, dataset, arch) or curves.infer_classes(request.history.loss)
     chance = curves.chance_loss(run.loss.name if run.loss else None, classes)
     examples = (run.data.num_examples if run.data and run.data.num_examples else None) or (
@@ -95,7 +109,7 @@ def static_report(request: DiagnosisRequest, dataset: dict[str, Any] | None) -> 
         symptoms=ctx.curve.symptoms,
         causes=causes,
         data_checks=data_checks(ctx, dataset),
-        notes=_notes(ctx, dataset),
+        notes=_notes(ctx, dataset) + intake_notes(request, ctx.arch, dataset),
     )
 
 
@@ -163,7 +177,7 @@ def _notes(ctx: Context, dataset: dict[str, Any] | None) -> list[str]:
             "Number of classes or loss unknown: the loss is not compared with chance "
             "(give run.data.num_classes and run.loss)."
         )
-    if ctx.arch is None:
+    if ctx.arch is None and ctx.run.model is None:
         notes.append(
             "No model: initialization, capacity, kernel sizes and output/loss are not "
             "checked (give run.model)."

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Header, UploadFile
 from fastapi.responses import JSONResponse, Response
 
-from service.analysis.data import load_sample, sample_stats
+from service.analysis.data import load_sample, num_classes_of, sample_stats
 from service.deps import SettingsDep, StoreDep, TenantDep
 from service.errors import NotFound, PayloadTooLarge
 from service.idempotency import idempotent
@@ -69,7 +69,7 @@ def upload_dataset(
             "created_at": datetime.now(UTC).isoformat(),
             "num_examples": len(x),
             "input_shape": [int(d) for d in x.shape[1:]],
-            "num_classes": int(y.max()) + 1,
+            "num_classes": num_classes_of(y),
             "stats": sample_stats(x, y),
             "_tenant": tenant,
         }

@@ -5,7 +5,15 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    model_validator,
+)
 
 _NON_FINITE = {
     "nan": math.nan,
@@ -40,6 +48,10 @@ def _series(values: Any) -> list[float]:
 Series = Annotated[list[float], BeforeValidator(_series)]
 
 
+def _is_vector_series(values: Any) -> bool:
+    return isinstance(values, list) and any(isinstance(v, list) for v in values)
+
+
 class History(BaseModel):
     """Per-epoch values keyed like Keras' `History.history`. Extra metric keys are kept."""
 
@@ -53,6 +65,26 @@ class History(BaseModel):
     learning_rate: Series | None = None
     step_loss: Series | None = Field(default=None, description="Per-step training losses.")
     grad_norm: Series | None = Field(default=None, description="Global gradient norm per epoch.")
+    # Keys whose epochs were vectors (a per-class metric such as F1Score(average=None)).
+    _vector_keys: list[str] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _scalar_series_only(cls, data: Any, handler: ModelWrapValidatorHandler[History]) -> History:
+        # A per-class metric logs one vector per epoch; the curve rules read scalars, so such a
+        # series is set aside (and named in the report's notes) rather than sinking the body.
+        vectors = []
+        if isinstance(data, dict):
+            vectors = [k for k, v in data.items() if k != "loss" and _is_vector_series(v)]
+            data = {k: v for k, v in data.items() if k not in vectors}
+        history = handler(data)
+        history._vector_keys = vectors
+        return history
+
+    @property
+    def vector_keys(self) -> list[str]:
+        """Keys set aside because each epoch held a vector, not a number."""
+        return list(self._vector_keys)
 
     def series(self, key: str) -> list[float] | None:
         """A series by Keras key, including extra metrics ("acc", "sparse_categorical_accuracy")."""

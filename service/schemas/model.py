@@ -13,6 +13,47 @@ from pydantic import (
     model_validator,
 )
 
+# The name by which `Layer.inputs` refers to the model's input (no layer may use it).
+MODEL_INPUT = "input"
+
+# Built-in Keras activations by name: what the Keras JSON reader accepts and the worker builds.
+ACTIVATIONS = frozenset(
+    {
+        "celu",
+        "elu",
+        "exponential",
+        "gelu",
+        "glu",
+        "hard_shrink",
+        "hard_sigmoid",
+        "hard_silu",
+        "hard_swish",
+        "hard_tanh",
+        "leaky_relu",
+        "linear",
+        "log_sigmoid",
+        "log_softmax",
+        "mish",
+        "relu",
+        "relu6",
+        "selu",
+        "sigmoid",
+        "silu",
+        "soft_shrink",
+        "softmax",
+        "softplus",
+        "softsign",
+        "sparse_plus",
+        "sparse_sigmoid",
+        "sparsemax",
+        "squareplus",
+        "swish",
+        "tanh",
+        "tanh_shrink",
+        "threshold",
+    }
+)
+
 LayerType = Literal[
     "conv2d",
     "separable_conv2d",
@@ -36,10 +77,15 @@ LayerType = Literal[
     "reshape",
     "zero_padding2d",
     "add",
+    "multiply",
     "concatenate",
+    "group_normalization",
+    "prelu",
+    "layer_scale",
     "random_flip",
     "random_rotation",
     "random_translation",
+    "opaque",
 ]
 
 
@@ -67,9 +113,17 @@ class Regularizer(BaseModel):
 
     l1: float = Field(default=0.0, ge=0)
     l2: float = Field(default=0.0, ge=0)
+    orthogonal: float = Field(
+        default=0.0, ge=0, description="Keras OrthogonalRegularizer factor (not weighed yet)."
+    )
+    mode: Literal["rows", "columns"] | None = Field(
+        default=None, description="OrthogonalRegularizer mode (Keras' default: rows)."
+    )
 
 
 IntOrPair = int | tuple[int, int]
+# A shape-related Keras setting kept on an opaque node: a number, a word or nested int lists.
+ShapeArg = int | float | str | bool | list[int | list[int] | None] | None
 
 
 class Layer(BaseModel):
@@ -115,10 +169,31 @@ class Layer(BaseModel):
     groups: int | None = Field(default=None, ge=1, le=100_000)
     keepdims: bool | None = None
     max_value: float | None = None
+    threshold: float | None = Field(default=None, description="ReLU: values below it are cut.")
+    init_value: float | None = Field(
+        default=None, description="LayerScale (ConvNeXt): the per-channel scale's initial value."
+    )
+    shared_axes: list[int] | None = Field(
+        default=None, max_length=4, description="PReLU: axes sharing one slope."
+    )
     center: bool | None = Field(default=None, description="BatchNorm/LayerNorm `center` (beta)")
     learn_scale: bool | None = Field(
         default=None,
         description="BatchNorm/LayerNorm `scale` (gamma); renamed as `scale` is Rescaling's factor",
+    )
+    # An "opaque" node: a Keras layer (or keras.ops call) kept in the graph but not modelled.
+    keras_class: str | None = Field(default=None, max_length=100)
+    opaque_reason: str | None = Field(default=None, max_length=300)
+    output_shape: list[Annotated[int, Field(ge=1)] | None] | None = Field(
+        default=None, max_length=8, description="Opaque node: its output shape, when recorded."
+    )
+    same_shape: bool | None = Field(
+        default=None, description="Opaque node: its output has its input's shape."
+    )
+    keras_config: dict[str, ShapeArg] | None = Field(
+        default=None,
+        max_length=32,
+        description="Opaque node: the shape-related settings of its Keras config.",
     )
 
 
@@ -132,8 +207,12 @@ class ModelSpec(BaseModel):
         description="Keras 3 `model.to_json()`, as a string or parsed. Read as plain JSON "
         "against an allowlist of layer classes; never deserialized by Keras.",
     )
-    input_shape: list[Annotated[int, Field(ge=1, le=100_000)]] | None = Field(
-        default=None, min_length=1, max_length=4
+    input_shape: list[Annotated[int, Field(ge=1, le=100_000)] | None] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4,
+        description="Without the batch dim; null for a size the model leaves open "
+        "(Input((None, None, 3))).",
     )
     layers: list[Layer] | None = Field(default=None, min_length=1, max_length=500)
 
@@ -149,7 +228,7 @@ class ModelSpec(BaseModel):
 
     @model_validator(mode="after")
     def _translate(self) -> ModelSpec:
-        from service.analysis.keras_json import translate
+        from service.schemas.keras import translate  # the package imports Layer from here
 
         if self.keras_json is not None:
             if self.layers is not None:
