@@ -8,7 +8,7 @@ from service.analysis import curves
 from service.analysis.architecture import Architecture, describe
 from service.analysis.causes import rank
 from service.analysis.checks import data_checks
-from service.analysis.evidence import Context
+from service.analysis.evidence import Context, Targets
 from service.analysis.optimizers import read_lr
 from service.errors import InvalidRunSpec
 from service.schemas.diagnosis import DiagnosisRequest
@@ -81,7 +81,17 @@ def build_context(request: DiagnosisRequest, dataset: dict[str, Any] | None) -> 
         input_range=input_range(run, dataset, arch),
         num_examples=examples,
         lr_history=tuple(request.history.learning_rate or ()),
+        targets=targets(run),
     )
+
+
+def targets(run: RunSpec) -> Targets | None:
+    d = run.data
+    if d is None or all(
+        v is None for v in (d.target_min, d.target_max, d.target_mean, d.target_std)
+    ):
+        return None
+    return Targets(d.target_min, d.target_max, d.target_mean, d.target_std)
 
 
 def static_report(request: DiagnosisRequest, dataset: dict[str, Any] | None) -> Report:

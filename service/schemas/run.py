@@ -173,12 +173,20 @@ class DataInfo(BaseModel):
     num_examples: int | None = Field(default=None, ge=1)
     input_min: float | None = None
     input_max: float | None = None
+    # Regression targets (the sample upload carries class labels only).
+    target_min: float | None = None
+    target_max: float | None = None
+    target_mean: float | None = None
+    target_std: float | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _ordered_range(self) -> DataInfo:
         low, high = self.input_min, self.input_max
         if low is not None and high is not None and low > high:
             raise ValueError("input_min is larger than input_max")
+        low, high = self.target_min, self.target_max
+        if low is not None and high is not None and low > high:
+            raise ValueError("target_min is larger than target_max")
         return self
 
 
