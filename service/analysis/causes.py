@@ -15,6 +15,8 @@ from service.schemas.report import Cause, CauseId, Fix, LabelAudit
 
 # Every cause starts unlikely (≈8%); only evidence makes it credible.
 PRIOR = -2.5
+# Per unit of health (0…1): a run that trains well refutes the causes of a high training loss.
+HEALTHY_RUN = -4.0
 # Causes that keep the *training* loss high: a run that trains well refutes them.
 _TRAIN_LOSS_CAUSES = set(get_args(CauseId)) - {"overfitting", "output_loss_mismatch"}
 _ADAPTIVE = {"adam", "adamw", "nadam", "adamax", "rmsprop", "lamb", "lion", "adafactor"}
@@ -117,7 +119,7 @@ LOW_LR_PER_DECADE = 2.0  # ... and each decade below it (up to 2) makes it likel
 LOW_LR_ABOVE_RANGE = -2.5  # the rate is above the usual range: not too small
 LOW_LR_COMMON = -1.0  # the rate sits well inside the usual range
 LOW_LR_SLOW = 1.5  # the loss falls steadily, too slowly to get anywhere in this run
-LOW_LR_LINEAR = 2.0  # a straight-line descent from chance that shows no sign of levelling off
+LOW_LR_LINEAR = 1.5  # ... along a straight line from chance, with no sign of levelling off
 LOW_LR_UNMOVED = 0.5  # the loss barely left its starting point
 LOW_LR_BLEW_UP = -2.5  # the loss blew up, which small steps cannot do
 
@@ -165,7 +167,7 @@ def learning_rate_too_low(ctx: Context) -> Found:
                 "off: every step moves the weights the same small way",
             )
         )
-    elif c.has("slow_decrease"):
+    if c.has("slow_decrease"):
         ev.append(Evidence(LOW_LR_SLOW, "the loss decreases steadily but slowly"))
     if c.has("stuck_at_chance") and c.total_drop is not None and 0 <= c.total_drop < 0.05:
         ev.append(Evidence(LOW_LR_UNMOVED, "the loss barely moved from where it started"))
@@ -545,6 +547,8 @@ def noisy_labels(ctx: Context) -> Found:
                 )
             )
     heavy_reg = _penalty_ratio(ctx) >= 0.1 or _max_dropout(ctx) >= 0.5
+    if ctx.tiny:  # a few validation examples cannot carry a train/validation comparison
+        return ev, lambda: fixes.label_cleanup(ctx.run)
     acc, val_acc = c.final_accuracy, c.final_val_accuracy
     if acc is not None and val_acc is not None and val_acc - acc > 0.05:
         ev.append(
@@ -647,7 +651,7 @@ def excessive_regularization(ctx: Context) -> Found:
         ev.append(
             Evidence(REG_DROPOUT, f"dropout rate {drop:g} drops most activations in training")
         )
-    if ev:
+    if ev and not ctx.tiny:
         if c.val_gap is not None and c.val_gap < -0.05:
             ev.append(
                 Evidence(
@@ -1209,6 +1213,36 @@ DETECTORS: dict[CauseId, Detector] = {
 }
 
 
+# A run whose training loss is this healthy (0…1, see Context.health) with nothing severe and no
+# overfitting has no cause of a high training loss: what still looks odd becomes a note.
+SETTLED_HEALTH = 0.6
+
+
+def settled(ctx: Context) -> bool:
+    """The run reached a low training loss with nothing severe and no overfitting."""
+    return ctx.health >= SETTLED_HEALTH and not ctx.curve.overfits
+
+
+def settle(ctx: Context, causes: list[Cause]) -> tuple[list[Cause], list[str]]:
+    """Causes that stand, and notes for the oddities of a run that reached a low loss anyway:
+    structural evidence for a cause of a high training loss that, before the run's own success
+    is weighed against it, would be credible."""
+    if not settled(ctx):
+        return causes, []
+    notes = []
+    for cause_id, detect in DETECTORS.items():
+        if cause_id not in _TRAIN_LOSS_CAUSES:
+            continue
+        ev, _ = detect(ctx)
+        if sigmoid(PRIOR + sum(e.weight for e in ev)) >= 0.5:
+            reason = max(ev, key=lambda e: e.weight).text
+            notes.append(
+                f"Oddity, not a cause (the run reached a low training loss): "
+                f"{cause_id.replace('_', ' ')} — {reason}."
+            )
+    return [c for c in causes if c.id not in _TRAIN_LOSS_CAUSES], notes
+
+
 def rank(ctx: Context, floor: float = 0.15) -> list[Cause]:
     """Every cause with confidence ≥ floor, most likely first."""
     causes = []
@@ -1217,7 +1251,7 @@ def rank(ctx: Context, floor: float = 0.15) -> list[Cause]:
         if cause_id in _TRAIN_LOSS_CAUSES and ctx.health > 0 and any(e.weight > 0 for e in ev):
             ev.append(
                 Evidence(
-                    -4 * ctx.health,
+                    HEALTHY_RUN * ctx.health,
                     f"yet the training loss reached "
                     f"{ctx.curve.final_loss:.3g}, and nothing "
                     "alarming shows in the curve",

@@ -48,6 +48,9 @@ REGRESSION_LOSSES = frozenset(
 # A regression that explains less than this share of Var(y) on its own training data (loss above
 # 0.7·Var(y)) has not learned much: the analogue of HIGH_LEVEL's 0.25·ln C for classifiers.
 REGRESSION_HIGH = 0.7
+# At or below this many training examples, what the curves show cannot tell causes apart: a
+# validation split of a handful of examples moves by whole examples.
+TINY_DATA = 50
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,10 @@ class Context:
     lr_history: tuple[float, ...] = ()
     targets: Targets | None = None
     label_audit: LabelAudit | None = None  # from the worker's label_audit step
+
+    @property
+    def tiny(self) -> bool:
+        return self.num_examples is not None and self.num_examples <= TINY_DATA
 
     @cached_property
     def regression(self) -> bool:
