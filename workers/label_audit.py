@@ -15,7 +15,7 @@ from service.schemas.report import LabelAudit, LabelSuspect
 
 FOLDS = 4
 MAX_SUSPECTS = 200
-METHOD = "cleanlab find_label_issues (prune_by_noise_rate) on {k}-fold out-of-sample MLP"
+METHOD = "cleanlab find_label_issues (filter_by=both) on {k}-fold out-of-sample MLP"
 
 
 def _standardized(x_fit: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -84,7 +84,7 @@ def audit(x: np.ndarray, y: np.ndarray, classes: int | None = None, seed: int = 
     probs = out_of_sample_probabilities(x, labels, n_classes, seed)
     # cleanlab needs every class to appear; absent classes get no probability mass anyway.
     issues = find_label_issues(
-        labels, probs, filter_by="prune_by_noise_rate", return_indices_ranked_by="self_confidence"
+        labels, probs, filter_by="both", return_indices_ranked_by="self_confidence"
     )
     joint = estimate_joint(labels, probs)
     confident = compute_confident_joint(labels, probs)

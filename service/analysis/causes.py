@@ -507,8 +507,10 @@ LABELS_TRAIN_ACC_BELOW_VAL_REG = 0.7  # ... the same, with heavy regularization 
 LABELS_TRAIN_LOSS_ABOVE_VAL = 1.0  # training loss above validation without a penalty to explain it
 LABELS_MEMORISING = 1.0  # validation turned up while training was still high: memorising noise
 LABELS_HIGH_FLOOR = 0.5  # training loss levels off at a high floor
-# An audit's estimated noise rate at or above this share of the sample is an alarm.
-AUDIT_NOISE_ALARM = 0.15
+# An audit's estimated noise rate at or above this share of the sample is an alarm. Below it,
+# confident learning also counts the judge model's own confusions (shirt vs T-shirt): on clean
+# Fashion-MNIST samples a small MLP's audit estimates about 15%.
+AUDIT_NOISE_ALARM = 0.25
 
 
 def label_noise_alarm(audit: LabelAudit) -> bool:

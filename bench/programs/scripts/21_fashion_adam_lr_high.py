@@ -1,5 +1,5 @@
 # cause: learning_rate_too_high
-# fashion mnist CNN with Adam(0.05), accuracy 10%
+# fashion mnist CNN with Adam(0.2), accuracy 10%
 import tensorflow as tf
 from workers.data import fashion_mnist_train
 
@@ -11,5 +11,5 @@ model = tf.keras.Sequential([
     tf.keras.layers.Conv2D(32, 3, activation='relu'), tf.keras.layers.MaxPool2D(),
     tf.keras.layers.Flatten(), tf.keras.layers.Dense(64, activation='relu'),
     tf.keras.layers.Dense(10, activation='softmax')])
-model.compile(optimizer=tf.keras.optimizers.Adam(0.05), loss='sparse_categorical_crossentropy', metrics=['accuracy'])  # FIX: model.compile(optimizer=tf.keras.optimizers.Adam(0.001), loss='sparse_categorical_crossentropy', metrics=['accuracy'])
+model.compile(optimizer=tf.keras.optimizers.Adam(0.2), loss='sparse_categorical_crossentropy', metrics=['accuracy'])  # FIX: model.compile(optimizer=tf.keras.optimizers.Adam(0.001), loss='sparse_categorical_crossentropy', metrics=['accuracy'])
 history = model.fit(x_train, y_train, epochs=6, batch_size=64, validation_split=0.2, verbose=0)

@@ -13,5 +13,5 @@ model = tf.keras.Sequential([tf.keras.Input((13,)),
     tf.keras.layers.Dense(64, activation='sigmoid', kernel_initializer=init),
     tf.keras.layers.Dense(64, activation='sigmoid', kernel_initializer=init),
     tf.keras.layers.Dense(3, activation='softmax', kernel_initializer=init)])
-model.compile(optimizer='sgd', loss='sparse_categorical_crossentropy', metrics=['accuracy'])
+model.compile(optimizer='adam', loss='sparse_categorical_crossentropy', metrics=['accuracy'])
 history = model.fit(X_train, y_train, epochs=40, batch_size=16, validation_data=(X_test, y_test), verbose=0)
