@@ -37,6 +37,8 @@ CURVE_VISIBLE = {
 }
 
 
+SERVER_ERROR = "server_error"  # the prediction scored for a 500 answer
+
 # FastAPI's TestClient or an httpx.Client: both speak httpx's interface.
 Client = Any
 
@@ -53,7 +55,9 @@ def in_process() -> Iterator[Client]:
     from service.main import create_app
     from service.settings import Settings
 
-    with TestClient(create_app(Settings(data_dir=Path(tempfile.mkdtemp())))) as client:
+    settings = Settings(data_dir=Path(tempfile.mkdtemp()))
+    # A 500 is scored as a miss ("server_error"), as a remote service would answer it.
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         yield client
 
 
@@ -114,6 +118,9 @@ def diagnose(
             request["run"].setdefault("data", {})["dataset_id"] = uploads[sample]
         request["probes"] = {"enabled": mode == "probes", "budget_seconds": budget}
     r = client.post("/v1/diagnoses", json=request)
+    if r.status_code >= 500:
+        failed = {"verdict": "problem", "causes": [{"id": SERVER_ERROR, "probe": None}]}
+        return {"status": "failed", "report": failed}, time.perf_counter() - t0
     assert r.status_code in (201, 202), r.text
     doc = r.json()
     while doc["status"] in ("queued", "running"):

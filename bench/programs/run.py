@@ -183,12 +183,16 @@ def run_source(source: str, name: str) -> Ran:
     return Ran(body, sample, metric, score, finite, seconds)
 
 
+def _twin_learned(metric: str, score: float | None) -> bool:
+    floor = TWIN_MIN_R2 if metric == "r2" else TWIN_MIN_ACCURACY
+    return score is not None and score >= floor
+
+
 def hurt(bug: Ran, twin: Ran) -> str | None:
     """None when the bug measurably hurts; otherwise why the pair is dropped."""
     if not twin.finite or not math.isfinite(twin.score):
         return "the fixed twin broke down"
-    floor = TWIN_MIN_R2 if twin.metric == "r2" else TWIN_MIN_ACCURACY
-    if twin.score < floor:
+    if not _twin_learned(twin.metric, twin.score):
         return f"the fixed twin did not learn (held-out {twin.metric} {twin.score:.3f})"
     if not bug.finite or not math.isfinite(bug.score):
         return None
@@ -259,7 +263,11 @@ def main(argv: list[str] | None = None) -> int:
         from bench.score import load_cases
 
         redone = {c["variant"] for c in cases} | {d.split(":")[0] for d in dropped}
-        kept = [c for c in load_cases(args.out) if c["variant"] not in redone]
+        kept = [
+            c
+            for c in load_cases(args.out)
+            if c["variant"] not in redone and _twin_learned(c["metric"], c["twin_score"])
+        ]
         cases = sorted(kept + cases, key=lambda c: c["case_id"])
     write_cases(cases, args.out)
     used = {c["sample"] for c in cases if c["sample"]}

@@ -118,6 +118,7 @@ LOW_LR_BELOW = 1.5  # the rate is below the optimizer's usual floor ...
 LOW_LR_PER_DECADE = 2.0  # ... and each decade below it (up to 2) makes it likelier
 LOW_LR_ABOVE_RANGE = -2.5  # the rate is above the usual range: not too small
 LOW_LR_COMMON = -1.0  # the rate sits well inside the usual range
+LOW_LR_NEAR_FLOOR = 1.0  # the rate sits at the usual floor (less as it rises toward a decade above)
 LOW_LR_SLOW = 1.5  # the loss falls steadily, too slowly to get anywhere in this run
 LOW_LR_LINEAR = 1.5  # ... along a straight line from chance, with no sign of levelling off
 LOW_LR_UNMOVED = 0.5  # the loss barely left its starting point
@@ -151,10 +152,10 @@ def learning_rate_too_low(ctx: Context) -> Found:
                 )
             )
         elif down > -1:
-            # Inside the range but near its floor: say how far, without weighing it.
+            # Inside the range but within a decade of its floor: say how far.
             ev.append(
                 Evidence(
-                    0,
+                    LOW_LR_NEAR_FLOOR * (1 + down),
                     f"{r.describe()} is {_decades(-down)} above the usual floor "
                     f"{r.band.low:g} for {display(r.optimizer)} (typical {r.band.typical:g})",
                 )
@@ -411,6 +412,15 @@ def unnormalized_inputs(ctx: Context) -> Found:
                 "the model normalizes its inputs itself (Normalization layer)",
             )
         )
+    elif rng is not None and (rms := _unit_rms(ctx)) is not None:
+        # Standardized features with a few far outliers: the extremes are not the scale.
+        ev.append(
+            Evidence(
+                SCALE_UNIT,
+                f"every feature of the sample has unit scale (root-mean-square ≤ {rms:.2g}); "
+                f"only outliers reach [{rng[0]:g}, {rng[1]:g}]",
+            )
+        )
     elif rng is not None:
         lo, hi = rng
         m = max(abs(lo), abs(hi))
@@ -480,6 +490,25 @@ def _mean_offset(ctx: Context) -> float | None:
         return None
     # Rescaling multiplies mean and std alike; only its offset could re-centre the inputs.
     return None if ctx.arch and ctx.arch.rescaling_offset else max(offsets)
+
+
+# A feature whose root-mean-square value is at most this is at unit scale, whatever its extremes.
+_UNIT_RMS = 3.0
+
+
+def _unit_rms(ctx: Context) -> float | None:
+    """The largest per-feature RMS of a tabular sample when all are at unit scale, else None."""
+    if not ctx.stats or (ctx.arch is not None and ctx.arch.rescaling_scale is not None):
+        return None
+    ch = ctx.stats["channels"]
+    if len(ch["std"]) < 3:  # images: one to four channels, read by their range
+        return None
+    rms = [
+        math.hypot(m, s)
+        for m, s in zip(ch["mean"], ch["std"], strict=True)
+        if m is not None and s is not None
+    ]
+    return max(rms) if rms and max(rms) <= _UNIT_RMS else None
 
 
 # Features whose standard deviations differ this many times are on different scales.
@@ -981,15 +1010,18 @@ OUT_SOFTMAX_TWICE = 1.5  # softmax output and from_logits=True (TF undoes it, ot
 OUT_NOT_PROBABILITIES = 4.5  # the loss expects probabilities, the head gives unbounded values
 OUT_SIGMOID_MULTICLASS = 1.5  # sigmoids over several exclusive classes do not sum to 1
 OUT_SOFTMAX_ONE_UNIT = 5.0  # softmax over a single unit outputs 1 whatever the input
-OUT_BCE_MANY_CLASSES = 3.0  # binary cross-entropy over more than two exclusive classes
+OUT_BCE_MANY_CLASSES = 4.0  # binary cross-entropy over more than two exclusive classes
 OUT_ONE_UNIT_MANY_CLASSES = 4.0  # a one-unit (binary) head for labels of more than two classes
-OUT_MSE_ON_CLASSES = 2.0  # a regression loss on class outputs: slow, flat gradients
+OUT_MSE_ON_CLASSES = (
+    3.0  # a regression loss on class outputs: flat gradients on a saturated softmax
+)
 OUT_FEWER_UNITS = 4.0  # fewer output units than classes: some classes cannot be predicted
 OUT_MORE_UNITS = 1.5  # more output units than classes
 OUT_BOUNDED_REGRESSION = 4.5  # the head's range cannot reach most of the regression targets
 OUT_BOUNDED_REGRESSION_PART = 2.0  # ... a real part of them
 OUT_LOSS_BEYOND_RANGE = 3.0  # the loss exceeds what any target inside the head's range allows
 OUT_NO_BETTER_THAN_MEAN = 1.0  # the regression ends no better than predicting the mean of y
+OUT_NEGATIVE_CROSS_ENTROPY = 4.0  # cross-entropy went negative: outputs outside [0, 1] reach it
 
 # What each activation can output; a regression target outside it cannot be reached.
 _RANGES: dict[str, tuple[float, float]] = {
@@ -1048,6 +1080,15 @@ def output_loss_mismatch(ctx: Context) -> Found:
             Evidence(
                 OUT_SIGMOID_MULTICLASS,
                 f"sigmoid outputs over {units} classes do not sum to 1, as {name} assumes",
+            )
+        )
+    low = min((v for v in (ctx.curve.first_loss, ctx.curve.final_loss) if v is not None), default=0)
+    if (categorical or binary) and low < 0:
+        ev.append(
+            Evidence(
+                OUT_NEGATIVE_CROSS_ENTROPY,
+                f"the loss went negative ({low:.3g}), which cross-entropy on probabilities "
+                f"cannot: the {act} outputs reach {name} outside [0, 1]",
             )
         )
     if binary and units > 2:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -162,6 +162,42 @@ def _linear_descent(loss: np.ndarray, chance: float | None) -> bool:
         return False
     level = float(loss[-1])
     if level <= HIGH_LEVEL * chance or loss[0] - level < FLAT * chance:
+        return False
+    return _straight_unsaturated(loss)
+
+
+def against_baseline(
+    facts: CurveFacts, history: History, baseline: float, high: float
+) -> CurveFacts:
+    """A regression's curve read against the loss of predicting the mean of y (`baseline`,
+    Var(y) under MSE): the regression's "chance". Sitting there is `stuck_at_chance`; a
+    straight, unsaturated fall still above `high`·baseline is `linear_descent`."""
+    raw = np.asarray(history.loss, dtype=float)
+    loss = raw[np.isfinite(raw)]
+    n = len(loss)
+    if n < 3 or facts.has("stuck_at_chance"):
+        return facts
+    symptoms = list(facts.symptoms)
+    tail = loss[-max(2, n // 4) :]
+    if np.all(np.abs(tail - baseline) <= 0.1 * baseline) and np.ptp(tail) <= FLAT * baseline:
+        symptoms.append(
+            Symptom(
+                id="stuck_at_chance",
+                epochs=(n - len(tail) + 1, n),
+                detail=f"loss {float(np.median(tail)):.4g} ≈ {baseline:.4g}, the loss of "
+                "predicting the mean of y: the model outputs a constant",
+            )
+        )
+    linear = facts.linear_descent or (
+        float(loss[-1]) > high * baseline and _straight_unsaturated(loss)
+    )
+    return replace(facts, symptoms=symptoms, linear_descent=linear)
+
+
+def _straight_unsaturated(loss: np.ndarray) -> bool:
+    """A falling line that explains the curve and is as steep at the end as at the start."""
+    n = len(loss)
+    if n < 5:
         return False
     x = np.arange(n, dtype=float)
     slope, intercept = np.polyfit(x, loss, 1)

@@ -123,7 +123,7 @@ class Context:
         0.7·Var(y)) or with a severe symptom. A run that trains well refutes the causes of a
         high training loss."""
         c = self.curve
-        if self.severe or c.level is None:
+        if self.severe or c.level is None or c.level < 0:  # a negative loss is broken, not low
             return 0.0
         if self.explained_level is not None:  # regression: judged against Var(y)
             return max(0.0, 1.0 - self.explained_level / REGRESSION_HIGH)
@@ -141,4 +141,7 @@ class Context:
 
 
 def sigmoid(x: float) -> float:
+    if x < 0:  # written so that neither branch can overflow
+        z = math.exp(x)
+        return z / (1.0 + z)
     return 1.0 / (1.0 + math.exp(-x))

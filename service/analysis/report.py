@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from service.analysis import curves
 from service.analysis.architecture import Architecture, describe
 from service.analysis.causes import rank, settle
 from service.analysis.checks import data_checks
-from service.analysis.evidence import REGRESSION_LOSSES, Context, Targets
+from service.analysis.evidence import REGRESSION_HIGH, REGRESSION_LOSSES, Context, Targets
 from service.analysis.optimizers import read_lr
 from service.errors import InvalidRunSpec
 from service.schemas.diagnosis import DiagnosisRequest
@@ -74,7 +75,7 @@ def build_context(request: DiagnosisRequest, dataset: dict[str, Any] | None) -> 
     examples = (run.data.num_examples if run.data and run.data.num_examples else None) or (
         dataset["num_examples"] if dataset else None
     )
-    return Context(
+    ctx = Context(
         run=run,
         curve=curves.analyze(request.history, chance, classes),
         arch=arch,
@@ -87,6 +88,10 @@ def build_context(request: DiagnosisRequest, dataset: dict[str, Any] | None) -> 
         lr_history=tuple(request.history.learning_rate or ()),
         targets=targets(run),
     )
+    if ctx.baseline is not None:  # a regression with known targets: read against Var(y)
+        curve = curves.against_baseline(ctx.curve, request.history, ctx.baseline, REGRESSION_HIGH)
+        ctx = replace(ctx, curve=curve)
+    return ctx
 
 
 def targets(run: RunSpec) -> Targets | None:
