@@ -144,3 +144,17 @@ def test_an_alarming_audit_makes_noisy_labels_the_top_cause() -> None:
     assert report.causes[0].id == "noisy_labels"
     assert report.label_audit is not None and report.label_audit.suspects[0].index == 3
     assert any(c.id == "label_audit" and c.status == "fail" for c in report.data_checks)
+
+
+def test_every_benchmark_program_names_a_contract_cause_and_carries_its_fix() -> None:
+    from typing import get_args
+
+    from bench.programs.run import SCRIPTS, read_program
+    from service.schemas.report import CauseId
+
+    programs = [read_program(path) for path in sorted(SCRIPTS.glob("*.py"))]
+    assert len(programs) >= 40
+    for program in programs:
+        assert program.cause in get_args(CauseId), program.name
+        assert program.fixed != program.buggy
+        compile(program.fixed, program.name, "exec")  # the fix is still a valid program
