@@ -294,7 +294,12 @@ def _audit_labels(s: Session, ctx: Context, static: Report) -> tuple[Context, Re
     assert s.sample is not None
     x, y = s.sample
     s.progress(LABEL_AUDIT)
-    ctx = replace(ctx, label_audit=audit(x, y, ctx.num_classes))
+    # The audit reads at most as many examples as a probe trains on (a seeded choice); its
+    # suspects are mapped back to rows of the upload.
+    rows = np.sort(np.random.default_rng(0).permutation(len(y))[: s.settings.probe_max_examples])
+    found = audit(x[rows], y[rows], ctx.num_classes)
+    mapped = [q.model_copy(update={"index": int(rows[q.index])}) for q in found.suspects]
+    ctx = replace(ctx, label_audit=found.model_copy(update={"suspects": mapped}))
     static = with_audit(static, ctx)
     assert ctx.label_audit is not None
     suspects = np.array([q.index for q in ctx.label_audit.suspects], dtype=np.int64)
