@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from service.analysis.causes import label_noise_alarm, rank
 from service.analysis.evidence import Context
+from service.analysis.report import CREDIBLE
 from service.schemas.report import DataCheck, Report
-
-CREDIBLE = 0.5  # the report's own threshold (service.analysis.report.CREDIBLE)
 
 
 def audit_check(ctx: Context) -> DataCheck | None:
