@@ -1,6 +1,7 @@
-"""Score the diagnosis on the fault benchmark (bench/faults/data).
+"""Score the diagnosis on the fault benchmark (bench/faults/data) or the programs benchmark.
 
     .venv/bin/python -m bench.score                  # static mode, in-process service
+    .venv/bin/python -m bench.score --set programs   # user-style programs (bench/programs)
     .venv/bin/python -m bench.score --url http://127.0.0.1:8000 --modes probes --per-cause 1
 
 Prints and writes (bench/out/score.json, bench/out/score.md): top-1 and top-3 accuracy,
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 DATA = Path(__file__).parent / "faults" / "data"
+SETS = {"faults": DATA, "programs": Path(__file__).parent / "programs" / "data"}
 OUT = Path(__file__).parent / "out"
 # Causes a loss curve alone (with the optimizer's name and rate) can show.
 CURVE_VISIBLE = {
@@ -34,6 +36,8 @@ CURVE_VISIBLE = {
     "healthy",
 }
 
+
+SERVER_ERROR = "server_error"  # the prediction scored for a 500 answer
 
 # FastAPI's TestClient or an httpx.Client: both speak httpx's interface.
 Client = Any
@@ -51,7 +55,9 @@ def in_process() -> Iterator[Client]:
     from service.main import create_app
     from service.settings import Settings
 
-    with TestClient(create_app(Settings(data_dir=Path(tempfile.mkdtemp())))) as client:
+    settings = Settings(data_dir=Path(tempfile.mkdtemp()))
+    # A 500 is scored as a miss ("server_error"), as a remote service would answer it.
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         yield client
 
 
@@ -101,14 +107,20 @@ def diagnose(
         request = history_only(request)
     else:
         sample = case["sample"]
-        if sample not in uploads:
+        if sample is None:  # regression programs: the upload takes class labels only
+            sample = ""
+        elif sample not in uploads:
             blob = (data / "samples" / sample).read_bytes()
             r = client.post("/v1/datasets", files={"file": (sample, blob)})
             assert r.status_code == 201, r.text
             uploads[sample] = r.json()["id"]
-        request["run"]["data"]["dataset_id"] = uploads[sample]
+        if sample:
+            request["run"].setdefault("data", {})["dataset_id"] = uploads[sample]
         request["probes"] = {"enabled": mode == "probes", "budget_seconds": budget}
     r = client.post("/v1/diagnoses", json=request)
+    if r.status_code >= 500:
+        failed = {"verdict": "problem", "causes": [{"id": SERVER_ERROR, "probe": None}]}
+        return {"status": "failed", "report": failed}, time.perf_counter() - t0
     assert r.status_code in (201, 202), r.text
     doc = r.json()
     while doc["status"] in ("queued", "running"):
@@ -216,7 +228,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", help="a running service; default: the app in this process")
     parser.add_argument("--budget", type=float, default=60)
-    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--set", choices=sorted(SETS), default="faults", help="which benchmark")
+    parser.add_argument("--data", type=Path, help="a case folder (default: the set's)")
     parser.add_argument(
         "--healthy",
         type=int,
@@ -233,6 +246,7 @@ def main() -> None:
         "--modes", default="static,history", help="comma-separated: static, history, probes"
     )
     args = parser.parse_args()
+    args.data = args.data or SETS[args.set]
     cases = load_cases(args.data)
     if args.per_cause:
         cases = first_per_cause(cases, args.per_cause, args.healthy or None)
@@ -243,7 +257,11 @@ def main() -> None:
             rows = run_mode(client, cases, mode, args.budget, args.data)
             results[mode], all_rows[mode] = score(rows), rows
     OUT.mkdir(exist_ok=True)
-    tag = "-".join(modes) + (f"-per{args.per_cause}" if args.per_cause else "")
+    tag = (
+        ("" if args.set == "faults" else f"{args.set}-")
+        + "-".join(modes)
+        + (f"-per{args.per_cause}" if args.per_cause else "")
+    )
     (OUT / f"score-{tag}.json").write_text(
         json.dumps({"results": results, "rows": all_rows}, indent=1)
     )

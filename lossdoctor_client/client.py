@@ -506,4 +506,15 @@ def _data_facts(x: Any, y: Any) -> dict[str, Any]:
     labels = ya.argmax(axis=-1) if ya.ndim > 1 and ya.shape[-1] > 1 else ya.reshape(-1)
     if labels.size and np.issubdtype(labels.dtype, np.integer):
         facts["num_classes"] = max(2, int(labels.max()) + 1)
+    elif labels.size and np.issubdtype(labels.dtype, np.floating):
+        # Real-valued targets: the diagnosis judges a regression's loss against Var(y).
+        t = labels.astype(np.float64)
+        t = t[np.isfinite(t)]
+        if t.size and len(np.unique(t)) > 20:  # a few distinct values are class labels
+            facts.update(
+                target_min=float(t.min()),
+                target_max=float(t.max()),
+                target_mean=float(t.mean()),
+                target_std=float(t.std()),
+            )
     return facts

@@ -17,8 +17,20 @@ from typing import Any
 import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 
+from service.analysis.evidence import Context
+from service.analysis.labels import with_audit
 from service.analysis.patch import apply
-from service.analysis.probes import Outcome, Probe, combined_patch, judge, plan, reproduced, revise
+from service.analysis.probes import (
+    CLEAN_LABELS,
+    LABEL_AUDIT,
+    Outcome,
+    Probe,
+    combined_patch,
+    judge,
+    plan,
+    reproduced,
+    revise,
+)
 from service.analysis.report import build_context
 from service.schemas.diagnosis import DiagnosisRequest
 from service.schemas.report import ProbeRun, Report
@@ -75,6 +87,8 @@ class Session:
     epoch_steps: int | None = None  # steps standing for one of the run's epochs in a probe
     halving: bool = True  # False: every probe trains the full 4·S0 (the benchmark's reference)
     eval_every: int = 10  # steps per curve point, the same in every rung so curves join up
+    sample: tuple[np.ndarray, np.ndarray] | None = None  # the user's upload, as loaded
+    data_of: dict[str, ProbeData] = field(default_factory=dict)  # probes with their own data
 
     def should_stop(self) -> bool:
         # Throttled: one store read per half second is enough to stop within one window.
@@ -115,7 +129,7 @@ class Session:
         weights = self.weights.get((probe.name, seed)) if start else None
         result: TrainResult = train(
             self.run_of(probe),
-            self.data,
+            self.data_of.get(probe.name, self.data),
             steps if weights is not None else start + steps,
             seed,
             eval_every=self.eval_every,
@@ -208,10 +222,12 @@ def _session(
         if not np.isfinite(x).all():
             raise ValueError("the sample holds NaN or Inf inputs: training on it is meaningless")
         data = from_sample(x, y, cap=settings.probe_max_examples)
+        sample = (x, y)
     else:
         lo = run.data.input_min if run.data and run.data.input_min is not None else 0.0
         hi = run.data.input_max if run.data and run.data.input_max is not None else 1.0
         data = stand_in(run.model.input_shape, classes or 10, value_range=(lo, hi))
+        sample = None
     return Session(
         store,
         diagnosis_id,
@@ -220,6 +236,7 @@ def _session(
         data,
         seeds=request.probes.seeds or settings.probe_seeds,
         budget=request.probes.budget_seconds or settings.probe_budget_seconds_default,
+        sample=sample,
     )
 
 
@@ -240,8 +257,12 @@ def _probe(s: Session, static: Report) -> Report:
     )
     has_sample = s.data.source == "sample"
     planned = plan(ctx, static)
+    if s.sample is not None and any(p.name == LABEL_AUDIT for p in planned):
+        ctx, static, planned = _audit_labels(s, ctx, static)
     skipped = [p for p in planned if p.needs_sample and not has_sample]
-    probes = [p for p in planned if p not in skipped and p.name != "lr_range_test"]
+    probes = [
+        p for p in planned if p not in skipped and p.name not in ("lr_range_test", LABEL_AUDIT)
+    ]
     lr_test = (
         _lr_probe(s, ctx.lr.learning_rate if ctx.lr else None)
         if any(p.name == "lr_range_test" for p in planned)
@@ -263,6 +284,29 @@ def _probe(s: Session, static: Report) -> Report:
     # convincingly is not made a problem by a change that trains it faster.
     user_healthy = ctx.health >= 0.5
     return _verdict(s, static, ctx.chance, outcomes, skipped, s0, user_healthy)
+
+
+def _audit_labels(s: Session, ctx: Context, static: Report) -> tuple[Context, Report, list[Probe]]:
+    """The plan's label_audit step: audit the sample, fold the audit into the report, plan
+    again (a `clean_labels` probe trains on the sample without the suspects)."""
+    from workers.label_audit import audit
+
+    assert s.sample is not None
+    x, y = s.sample
+    s.progress(LABEL_AUDIT)
+    # The audit reads at most as many examples as a probe trains on (a seeded choice); its
+    # suspects are mapped back to rows of the upload.
+    rows = np.sort(np.random.default_rng(0).permutation(len(y))[: s.settings.probe_max_examples])
+    found = audit(x[rows], y[rows], ctx.num_classes)
+    mapped = [q.model_copy(update={"index": int(rows[q.index])}) for q in found.suspects]
+    ctx = replace(ctx, label_audit=found.model_copy(update={"suspects": mapped}))
+    static = with_audit(static, ctx)
+    assert ctx.label_audit is not None
+    suspects = np.array([q.index for q in ctx.label_audit.suspects], dtype=np.int64)
+    keep = np.setdiff1d(np.arange(len(y)), suspects)
+    if len(keep) >= 2:
+        s.data_of[CLEAN_LABELS] = from_sample(x[keep], y[keep], cap=s.settings.probe_max_examples)
+    return ctx, static, plan(ctx, static)
 
 
 def _lr_probe(s: Session, lr: float | None) -> Probe | None:

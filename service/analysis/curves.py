@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -38,6 +38,7 @@ class CurveFacts:
     val_rise: float | None = None  # val final - val min, in units of chance_loss
     val_min_epoch: int | None = None
     overfits: bool = False  # validation loss rose well above its best while training fell
+    linear_descent: bool = False  # a straight, unsaturated fall from near chance, still high
     final_accuracy: float | None = None
     final_val_accuracy: float | None = None
     symptoms: list[Symptom] = field(default_factory=list)
@@ -145,12 +146,76 @@ def analyze(history: History, chance: float | None, num_classes: int | None) -> 
         val_rise=val.rise,
         val_min_epoch=val.min_epoch,
         overfits=val.overfits,
+        linear_descent=_linear_descent(loss, chance),
         final_accuracy=_last_finite(history.series("accuracy") or history.series("acc")),
         final_val_accuracy=_last_finite(
             history.series("val_accuracy") or history.series("val_acc")
         ),
         symptoms=symptoms,
     )
+
+
+# Straight-line descent: the line explains this share of the curve's variance ...
+_LINE_FIT = 0.95
+# ... and the last third still falls at least this fraction of the first third's pace.
+_UNSATURATED = 0.5
+
+
+def _linear_descent(loss: np.ndarray, chance: float | None) -> bool:
+    """The signature of steps far too small: the loss starts near chance and falls along a
+    straight line, as fast at the end as at the start, and is still high. Any working run
+    bends (fast early progress, then saturation); a run with tiny steps cannot bend yet."""
+    n = len(loss)
+    if chance is None or n < 5 or not 0.8 * chance <= loss[0] <= 1.2 * chance:
+        return False
+    level = float(loss[-1])
+    if level <= HIGH_LEVEL * chance or loss[0] - level < FLAT * chance:
+        return False
+    return _straight_unsaturated(loss)
+
+
+def against_baseline(
+    facts: CurveFacts, history: History, baseline: float, high: float
+) -> CurveFacts:
+    """A regression's curve read against the loss of predicting the mean of y (`baseline`,
+    Var(y) under MSE): the regression's "chance". Sitting there is `stuck_at_chance`; a
+    straight, unsaturated fall still above `high`·baseline is `linear_descent`."""
+    raw = np.asarray(history.loss, dtype=float)
+    loss = raw[np.isfinite(raw)]
+    n = len(loss)
+    if n < 3 or facts.has("stuck_at_chance"):
+        return facts
+    symptoms = list(facts.symptoms)
+    tail = loss[-max(2, n // 4) :]
+    if np.all(np.abs(tail - baseline) <= 0.1 * baseline) and np.ptp(tail) <= FLAT * baseline:
+        symptoms.append(
+            Symptom(
+                id="stuck_at_chance",
+                epochs=(n - len(tail) + 1, n),
+                detail=f"loss {float(np.median(tail)):.4g} ≈ {baseline:.4g}, the loss of "
+                "predicting the mean of y: the model outputs a constant",
+            )
+        )
+    linear = facts.linear_descent or (
+        float(loss[-1]) > high * baseline and _straight_unsaturated(loss)
+    )
+    return replace(facts, symptoms=symptoms, linear_descent=linear)
+
+
+def _straight_unsaturated(loss: np.ndarray) -> bool:
+    """A falling line that explains the curve and is as steep at the end as at the start."""
+    n = len(loss)
+    if n < 5:
+        return False
+    x = np.arange(n, dtype=float)
+    slope, intercept = np.polyfit(x, loss, 1)
+    residual = float(np.sum((loss - (slope * x + intercept)) ** 2))
+    total = float(np.sum((loss - loss.mean()) ** 2))
+    if slope >= 0 or total == 0 or 1 - residual / total < _LINE_FIT:
+        return False
+    third = max(2, n // 3)
+    first, last = _slope(loss[:third]), _slope(loss[-third:])
+    return first < 0 and last <= _UNSATURATED * first
 
 
 def _last_finite(values: list[float] | None) -> float | None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service.analysis import fixes
-from service.analysis.causes import PRIOR
+from service.analysis.causes import PRIOR, label_noise_alarm
 from service.analysis.curves import HIGH_LEVEL
 from service.analysis.evidence import Context, sigmoid
 from service.analysis.patch import merge
@@ -130,7 +130,24 @@ def plan(ctx: Context, static: Report) -> list[Probe]:
         Probe("batch_x4", "batch_size_too_small", {"batch_size": b * 4}),
         Probe("batch_div4", "batch_size_too_large", {"batch_size": max(1, b // 4)}),
     ]
-    return probes
+    return probes + _label_steps(ctx)
+
+
+# The label audit is a step, not a training: the worker runs it first (on the user's sample)
+# and plans again with its result; `clean_labels` then retrains without the suspects.
+LABEL_AUDIT = "label_audit"
+CLEAN_LABELS = "clean_labels"
+
+
+def _label_steps(ctx: Context) -> list[Probe]:
+    if ctx.regression or ctx.run.data is None or not ctx.run.data.dataset_id:
+        return []
+    audit = ctx.label_audit
+    if audit is None:
+        return [Probe(LABEL_AUDIT, "", {}, needs_sample=True)]
+    if label_noise_alarm(audit) and audit.suspects:
+        return [Probe(CLEAN_LABELS, "noisy_labels", {}, needs_sample=True)]
+    return []
 
 
 # ------------------------------------------------------------------------------ verdicts

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from service.analysis import curves
 from service.analysis.architecture import Architecture, ShapeUnknown, describe
-from service.analysis.causes import rank
+from service.analysis.causes import rank, settle
 from service.analysis.checks import data_checks
-from service.analysis.evidence import Context
+from service.analysis.evidence import REGRESSION_HIGH, REGRESSION_LOSSES, Context, Targets
 from service.analysis.intake import intake_notes
 from service.analysis.optimizers import read_lr
 from service.errors import InvalidRunSpec
@@ -79,12 +80,16 @@ def input_range(
 def build_context(request: DiagnosisRequest, dataset: dict[str, Any] | None) -> Context:
     run = request.run
     arch = architecture(run, dataset)
-    classes = num_classes(run, dataset, arch) or curves.infer_classes(request.history.loss)
+    regression = run.loss is not None and run.loss.name in REGRESSION_LOSSES
+    # A flat regression loss says nothing about classes: only a cross-entropy sits at ln C.
+    classes = num_classes(run, dataset, arch) or (
+        None if regression else curves.infer_classes(request.history.loss)
+    )
     chance = curves.chance_loss(run.loss.name if run.loss else None, classes)
     examples = (run.data.num_examples if run.data and run.data.num_examples else None) or (
         dataset["num_examples"] if dataset else None
     )
-    return Context(
+    ctx = Context(
         run=run,
         curve=curves.analyze(request.history, chance, classes),
         arch=arch,
@@ -95,12 +100,26 @@ def build_context(request: DiagnosisRequest, dataset: dict[str, Any] | None) -> 
         input_range=input_range(run, dataset, arch),
         num_examples=examples,
         lr_history=tuple(request.history.learning_rate or ()),
+        targets=targets(run),
     )
+    if ctx.baseline is not None:  # a regression with known targets: read against Var(y)
+        curve = curves.against_baseline(ctx.curve, request.history, ctx.baseline, REGRESSION_HIGH)
+        ctx = replace(ctx, curve=curve)
+    return ctx
+
+
+def targets(run: RunSpec) -> Targets | None:
+    d = run.data
+    if d is None or all(
+        v is None for v in (d.target_min, d.target_max, d.target_mean, d.target_std)
+    ):
+        return None
+    return Targets(d.target_min, d.target_max, d.target_mean, d.target_std)
 
 
 def static_report(request: DiagnosisRequest, dataset: dict[str, Any] | None) -> Report:
     ctx = build_context(request, dataset)
-    causes = rank(ctx)
+    causes, oddities = settle(ctx, rank(ctx))
     credible = [c for c in causes if c.confidence >= CREDIBLE]
     return Report(
         # A severe symptom is a problem even when the inputs cannot say which cause it is.
@@ -109,7 +128,7 @@ def static_report(request: DiagnosisRequest, dataset: dict[str, Any] | None) -> 
         symptoms=ctx.curve.symptoms,
         causes=causes,
         data_checks=data_checks(ctx, dataset),
-        notes=_notes(ctx, dataset) + intake_notes(request, ctx.arch, dataset),
+        notes=_notes(ctx, dataset) + oddities + intake_notes(request, ctx.arch, dataset),
     )
 
 
@@ -172,7 +191,7 @@ def _notes(ctx: Context, dataset: dict[str, Any] | None) -> list[str]:
             f"Number of classes inferred as {ctx.num_classes}: the loss sits flat at "
             f"ln {ctx.num_classes}. Give run.data.num_classes to be sure."
         )
-    if ctx.chance is None:
+    if ctx.chance is None and not ctx.regression:
         notes.append(
             "Number of classes or loss unknown: the loss is not compared with chance "
             "(give run.data.num_classes and run.loss)."
@@ -195,4 +214,21 @@ def _notes(ctx: Context, dataset: dict[str, Any] | None) -> list[str]:
         notes.append("No data sample: label and duplicate checks were skipped.")
     if ctx.curve.epochs < 3:
         notes.append(f"Only {ctx.curve.epochs} epoch(s): curve symptoms need at least 3.")
+    if ctx.tiny:
+        notes.append(
+            f"Only {ctx.num_examples} training examples: overfitting, label noise and too "
+            "little capacity look alike on so few, and a validation split of a handful of "
+            "examples moves by whole examples; label noise and over-regularization are not "
+            "inferred from the train/validation gap."
+        )
+    if ctx.regression and ctx.baseline is None:
+        notes.append(
+            "Regression without target statistics: the loss is not compared with Var(y) "
+            "(give run.data.target_min/target_max/target_mean/target_std)."
+        )
+    elif ctx.explained_level is not None:
+        notes.append(
+            f"Regression: the training loss ends at {ctx.explained_level:.2f}× the loss of "
+            "predicting the mean of y (Var(y) for MSE)."
+        )
     return notes

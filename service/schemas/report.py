@@ -75,6 +75,35 @@ class DataCheck(BaseModel):
     detail: str
 
 
+class LabelSuspect(BaseModel):
+    """One example whose label the audit doubts."""
+
+    index: int = Field(ge=0, description="Row of the uploaded sample (x[index], y[index]).")
+    given: int = Field(description="The label the sample gives.")
+    likely: int = Field(description="The label out-of-sample predictions favour.")
+    confidence: float = Field(
+        ge=0, le=1, description="Out-of-sample predicted probability of `likely`."
+    )
+
+
+class LabelAudit(BaseModel):
+    """Confident learning (cleanlab) on K-fold out-of-sample predictions for the sample."""
+
+    method: str
+    folds: int
+    num_examples: int
+    out_of_sample_accuracy: float = Field(
+        description="Agreement of the K-fold predictions with the given labels."
+    )
+    noise_rate: float = Field(ge=0, le=1, description="Estimated share of wrong labels.")
+    flip_matrix: list[list[float]] = Field(
+        description="Estimated P(given label = i | true label = j), rows i, columns j."
+    )
+    suspects: list[LabelSuspect] = Field(
+        description="Examples flagged as label issues, most doubtful first (at most 200)."
+    )
+
+
 class ProbeRun(BaseModel):
     """One probe training as it ran."""
 
@@ -97,6 +126,9 @@ class Report(BaseModel):
     causes: list[Cause]
     data_checks: list[DataCheck] = Field(default_factory=list)
     probes: list[ProbeRun] = Field(default_factory=list)
+    label_audit: LabelAudit | None = Field(
+        default=None, description="Present when the probe plan audited the sample's labels."
+    )
     notes: list[str] = Field(
         default_factory=list, description="What the analysis could not see (missing inputs)."
     )

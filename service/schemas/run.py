@@ -217,6 +217,11 @@ class DataInfo(BaseModel):
     input_std: _NonNegative | list[_NonNegative] | None = Field(
         default=None, description="Standard deviation of the inputs, overall or per channel."
     )
+    # Regression targets, for a run sent without a sample (an uploaded y gives them too).
+    target_min: _Finite | None = None
+    target_max: _Finite | None = None
+    target_mean: _Finite | None = None
+    target_std: _NonNegative | None = None
 
     @model_validator(mode="after")
     def _ordered_range(self) -> DataInfo:
@@ -229,6 +234,9 @@ class DataInfo(BaseModel):
         for values in (means, stds):
             if isinstance(values, list) and not 1 <= len(values) <= 10_000:
                 raise ValueError("per-channel statistics need 1 to 10000 values")
+        low, high = self.target_min, self.target_max
+        if low is not None and high is not None and low > high:
+            raise ValueError("target_min is larger than target_max")
         return self
 
     def typical_range(self) -> tuple[float, float] | None:

@@ -1,0 +1,1 @@
+"""A benchmark of user-style Keras programs, each with one bug and its fixed twin."""

@@ -1,0 +1,15 @@
+# cause: excessive_regularization
+# Dropout(0.9) everywhere, training accuracy 30%
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from tensorflow import keras
+
+X, y = load_digits(return_X_y=True)
+X_tr, X_te, y_tr, y_te = train_test_split(X / 16.0, y, test_size=0.25, random_state=5)
+rate = 0.9  # FIX: rate = 0.2
+model = keras.Sequential([keras.Input((64,)),
+    keras.layers.Dense(64, activation='relu'), keras.layers.Dropout(rate),
+    keras.layers.Dense(64, activation='relu'), keras.layers.Dropout(rate),
+    keras.layers.Dense(10, activation='softmax')])
+model.compile(optimizer=keras.optimizers.SGD(0.05), loss='sparse_categorical_crossentropy', metrics=['accuracy'])
+history = model.fit(X_tr, y_tr, epochs=20, batch_size=32, validation_data=(X_te, y_te), verbose=0)
