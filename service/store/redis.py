@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import redis
 
-from service.errors import InvalidRunSpec, ServiceUnavailable
+from service.errors import InvalidCursor, ServiceUnavailable
 from service.store.base import IDEMPOTENCY_TTL, Doc, decode_cursor, encode_cursor, is_active
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -81,7 +81,7 @@ class RedisStore:
             try:
                 seq, _ = decode_cursor(cursor)
             except ValueError as exc:
-                raise InvalidRunSpec("the cursor is not one this service returned") from exc
+                raise InvalidCursor("the cursor is not one this service returned") from exc
             high = f"({int(seq)}"  # exclusive: scores are unique sequence numbers
         rows: list[tuple[bytes, float]] = self.r.zrevrangebyscore(  # type: ignore[assignment]
             _index(tenant), high, "-inf", start=0, num=limit + 1, withscores=True

@@ -8,7 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-from service.errors import InvalidRunSpec
+from service.errors import InvalidCursor
 from service.store.base import IDEMPOTENCY_TTL, Doc, decode_cursor, encode_cursor, is_active
 
 _SCHEMA = """
@@ -87,7 +87,7 @@ class SQLiteStore:
             try:
                 seq, after_id = decode_cursor(cursor)
             except ValueError as exc:
-                raise InvalidRunSpec("the cursor is not one this service returned") from exc
+                raise InvalidCursor("the cursor is not one this service returned") from exc
             where, args = "tenant = ? AND (seq, id) < (?, ?)", [tenant, seq, after_id]
         rows = (
             self._db()
