@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from service.analysis import curves
 from service.analysis.architecture import Architecture, describe
 from service.analysis.causes import rank
@@ -11,6 +9,7 @@ from service.analysis.checks import data_checks
 from service.analysis.evidence import Context
 from service.analysis.optimizers import read_lr
 from service.errors import InvalidRunSpec
+from service.schemas.dataset import Dataset
 from service.schemas.diagnosis import DiagnosisRequest
 from service.schemas.report import Cause, Report
 from service.schemas.run import RunSpec
@@ -29,25 +28,23 @@ def architecture(run: RunSpec) -> Architecture | None:
         raise InvalidRunSpec(f"run.model cannot be built: {exc}") from exc
 
 
-def num_classes(
-    run: RunSpec, dataset: dict[str, Any] | None, arch: Architecture | None
-) -> int | None:
+def num_classes(run: RunSpec, dataset: Dataset | None, arch: Architecture | None) -> int | None:
     if run.data and run.data.num_classes:
         return run.data.num_classes
     if dataset:
-        return int(dataset["num_classes"])
+        return dataset.num_classes
     if arch is not None and arch.output_units > 1:
         return arch.output_units
     return None
 
 
 def input_range(
-    run: RunSpec, dataset: dict[str, Any] | None, arch: Architecture | None
+    run: RunSpec, dataset: Dataset | None, arch: Architecture | None
 ) -> tuple[float, float] | None:
     """The range of what reaches the first layer: the sample's (or declared) range, rescaled."""
     lo = hi = None
     if dataset:
-        ch = dataset["stats"]["channels"]
+        ch = dataset.stats["channels"]
         mins = [v for v in ch["min"] if v is not None]
         maxs = [v for v in ch["max"] if v is not None]
         if mins and maxs:
@@ -62,13 +59,14 @@ def input_range(
     return float(lo), float(hi)
 
 
-def build_context(request: DiagnosisRequest, dataset: dict[str, Any] | None) -> Context:
+def build_context(request: DiagnosisRequest, dataset: Dataset | None) -> Context:
+    """Everything the causes are weighed on; the model is described here, once."""
     run = request.run
     arch = architecture(run)
     classes = num_classes(run, dataset, arch) or curves.infer_classes(request.history.loss)
     chance = curves.chance_loss(run.loss.name if run.loss else None, classes)
     examples = (run.data.num_examples if run.data and run.data.num_examples else None) or (
-        dataset["num_examples"] if dataset else None
+        dataset.num_examples if dataset else None
     )
     return Context(
         run=run,
@@ -77,15 +75,19 @@ def build_context(request: DiagnosisRequest, dataset: dict[str, Any] | None) -> 
         lr=read_lr(run.optimizer),
         num_classes=classes,
         chance=chance,
-        stats=dataset["stats"] if dataset else None,
+        stats=dataset.stats if dataset else None,
         input_range=input_range(run, dataset, arch),
         num_examples=examples,
         lr_history=tuple(request.history.learning_rate or ()),
     )
 
 
-def static_report(request: DiagnosisRequest, dataset: dict[str, Any] | None) -> Report:
-    ctx = build_context(request, dataset)
+def static_report(request: DiagnosisRequest, dataset: Dataset | None) -> Report:
+    return report_of(build_context(request, dataset), dataset)
+
+
+def report_of(ctx: Context, dataset: Dataset | None) -> Report:
+    """The static report on a built context (which a caller may need for more checks)."""
     causes = rank(ctx)
     credible = [c for c in causes if c.confidence >= CREDIBLE]
     return Report(
@@ -142,7 +144,7 @@ def _summary(ctx: Context, credible: list[Cause], causes: list[Cause]) -> str:
     return " ".join(parts)
 
 
-def _declared_classes(ctx: Context, dataset: dict[str, Any] | None) -> bool:
+def _declared_classes(ctx: Context, dataset: Dataset | None) -> bool:
     run = ctx.run
     return bool(
         (run.data and run.data.num_classes)
@@ -151,7 +153,7 @@ def _declared_classes(ctx: Context, dataset: dict[str, Any] | None) -> bool:
     )
 
 
-def _notes(ctx: Context, dataset: dict[str, Any] | None) -> list[str]:
+def _notes(ctx: Context, dataset: Dataset | None) -> list[str]:
     notes = []
     if ctx.num_classes and not _declared_classes(ctx, dataset):
         notes.append(

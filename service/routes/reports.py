@@ -18,9 +18,9 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
-from service.deps import StoreDep, TenantDep
+from service.deps import StoreDep, TenantDep, owned
 from service.errors import FeatureNotInstalled
-from service.routes.diagnoses import owned
+from service.schemas.diagnosis import public_json
 
 router = APIRouter(prefix="/v1/diagnoses", tags=["reports"])
 
@@ -39,7 +39,9 @@ class Series:
 
 def _load(store: Any, tenant: str, diagnosis_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The tenant's diagnosis (another tenant's answers 404) and its stored request."""
-    doc = owned(store, tenant, diagnosis_id)
+    doc = public_json(
+        owned(store.get_diagnosis(diagnosis_id), tenant, f"diagnosis {diagnosis_id!r}")
+    )
     return doc, store.get_request(diagnosis_id) or {}
 
 

@@ -8,10 +8,16 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializationInfo,
     SerializerFunctionWrapHandler,
+    ValidationInfo,
     model_serializer,
     model_validator,
 )
+
+# Validation/serialization context of a request as stored at POST: Keras JSON together with its
+# translation, so that what reads it back (the probe worker) never translates it again.
+TRANSLATED = {"translated": True}
 
 LayerType = Literal[
     "conv2d",
@@ -138,23 +144,31 @@ class ModelSpec(BaseModel):
     layers: list[Layer] | None = Field(default=None, min_length=1, max_length=500)
 
     @model_serializer(mode="wrap")
-    def _as_sent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+    def _as_sent(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> dict[str, Any]:
         # The layer list translated from Keras JSON is derived data: dump what the client sent,
-        # so that a stored request validates again (keras_json and layers together do not).
+        # unless the dump is the stored request (context TRANSLATED), which keeps both.
         data: dict[str, Any] = handler(self)
-        if self.keras_json is not None:
+        if self.keras_json is not None and not _translated(info.context):
             data.pop("layers", None)
             data.pop("input_shape", None)
         return data
 
     @model_validator(mode="after")
-    def _translate(self) -> ModelSpec:
+    def _translate(self, info: ValidationInfo) -> ModelSpec:
         from service.analysis.keras_json import translate
 
         if self.keras_json is not None:
+            if self.layers is not None and _translated(info.context):
+                return self  # stored at POST with its translation: translated once
             if self.layers is not None:
                 raise ValueError("give either keras_json or layers, not both")
             self.input_shape, self.layers = translate(self.keras_json)
         elif self.layers is None:
             raise ValueError("give keras_json, or input_shape and layers")
         return self
+
+
+def _translated(context: Any) -> bool:
+    return isinstance(context, dict) and context.get("translated") is True
