@@ -86,19 +86,28 @@ def _violations(source: str, forbidden: tuple[str, ...]) -> list[str]:
     )
 
 
-def test_the_analysis_core_loads_neither_the_web_framework_nor_tensorflow() -> None:
-    core = sorted(m for m in graph() if _under(m, "service.analysis"))
+def _loaded(modules: list[str], roots: set[str]) -> list[str]:
+    """Which of the top-level packages `roots` importing `modules` loads, in a fresh process."""
     code = (
         "import importlib, json, sys\n"
-        f"for m in {core!r}: importlib.import_module(m)\n"
-        "bad = sorted({m.split('.')[0] for m in sys.modules} & "
-        "{'fastapi', 'starlette', 'tensorflow', 'keras', 'celery'})\n"
-        "print(json.dumps(bad))"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & {roots!r})))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
-    assert json.loads(out.stdout) == []
+    loaded: list[str] = json.loads(out.stdout)
+    return loaded
+
+
+def test_importing_the_app_loads_no_tensorflow_or_keras() -> None:
+    assert _loaded(["service.main", "service.cli"], {"tensorflow", "keras"}) == []
+
+
+def test_the_analysis_core_loads_neither_the_web_framework_nor_tensorflow() -> None:
+    core = sorted(m for m in graph() if _under(m, "service.analysis"))
+    roots = {"fastapi", "starlette", "tensorflow", "keras", "celery"}
+    assert _loaded(core, roots) == []
 
 
 def test_domain_errors_carry_no_http_and_every_one_has_its_status() -> None:
