@@ -115,7 +115,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wrk(url: str, seconds: float, connections: int, work: Path) -> dict[str, float]:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc): what a request costs the
+    server, whatever else shares the machine's cores."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wrk(url: str, seconds: float, connections: int, work: Path, pid: int) -> dict[str, float]:
+    cpu = _cpu_seconds(pid)
     out = subprocess.run(
         [
             "wrk",
@@ -137,6 +145,7 @@ def _wrk(url: str, seconds: float, connections: int, work: Path) -> dict[str, fl
         check=True,
     )
     figures: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    figures["cpu_seconds"] = _cpu_seconds(pid) - cpu
     if figures["errors"]:
         raise RuntimeError(f"{url}: {figures['errors']:g} failed requests\n{out.stdout}")
     return figures
@@ -175,17 +184,18 @@ def bench_http(seconds: float, connections: int, rounds: int) -> dict[str, dict[
             except httpx.HTTPError:
                 time.sleep(0.1)
         for path in PATHS.values():  # warm-up: imports, caches, the SQLite file
-            _wrk(base + path, 2, connections, work)
+            _wrk(base + path, 2, connections, work, server.pid)
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in PATHS}
         for _ in range(rounds):
             for name, path in PATHS.items():
-                runs[name].append(_wrk(base + path, seconds, connections, work))
+                runs[name].append(_wrk(base + path, seconds, connections, work, server.pid))
         return {
             name: {
                 "body_kb": len(body) / 1000,
                 "rps": sum(r["requests"] for r in rs) / sum(r["seconds"] for r in rs),
                 "p50_ms": statistics.median(r["p50_us"] for r in rs) / 1000,
                 "p99_ms": statistics.median(r["p99_us"] for r in rs) / 1000,
+                "cpu_ms": 1000 * sum(r["cpu_seconds"] for r in rs) / sum(r["requests"] for r in rs),
             }
             for name, rs in runs.items()
         }
@@ -224,10 +234,14 @@ def main() -> None:
     long_ms = bench_long_history()
     ratio = http["diagnoses"]["rps"] / http["bare"]["rps"]
     print(f"body: {http['bare']['body_kb']:.1f} KB, {args.connections} connections, wrk")
-    print(f"{'endpoint':<16}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}")
+    print(f"{'endpoint':<16}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'server CPU ms/req':>19}")
     for name, f in http.items():
-        print(f"{name:<16}{f['rps']:>9.0f}{f['p50_ms']:>9.1f}{f['p99_ms']:>9.1f}")
+        print(
+            f"{name:<16}{f['rps']:>9.0f}{f['p50_ms']:>9.1f}{f['p99_ms']:>9.1f}{f['cpu_ms']:>19.2f}"
+        )
+    cost = http["bare"]["cpu_ms"] / http["diagnoses"]["cpu_ms"]
     print(f"ratio diagnoses/bare req/s: {ratio:.2f} (target >= 0.8)")
+    print(f"ratio bare/diagnoses server CPU per request: {cost:.2f} (the same, load-independent)")
     print(f"100k-point history, parse + analysis: {long_ms:.0f} ms (target < 200 ms)")
 
 
