@@ -51,9 +51,9 @@ def _domain(status: int, title: str, headers: dict[str, str] | None) -> Handler:
     return handler
 
 
-def _field_errors(errors: Any) -> list[dict[str, Any]]:
+def _field_errors(found: Any) -> list[dict[str, Any]]:
     out = []
-    for err in errors:
+    for err in found:
         # "body" is FastAPI's prefix, not part of the client's document.
         loc = [p for p in err.get("loc", ()) if p != "body"]
         out.append(
@@ -68,11 +68,11 @@ def _field_errors(errors: Any) -> list[dict[str, Any]]:
 
 async def _validation(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    errors = exc.errors()
-    if any(e.get("type") == "json_invalid" for e in errors):
-        where = errors[0].get("ctx", {}).get("error", "")
+    found = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in found):
+        where = found[0].get("ctx", {}).get("error", "")
         return problem(400, "Malformed JSON", f"the body is not valid JSON: {where}".rstrip(": "))
-    fields = _field_errors(errors)
+    fields = _field_errors(found)
     detail = "; ".join(f"{f['field'] or 'body'}: {f['message']}" for f in fields[:5])
     return problem(422, "Validation failed", detail, errors=fields)
 
