@@ -9,12 +9,15 @@ from typing import Any
 from service.analysis.probes import Outcome, Probe
 from service.analysis.report import CREDIBLE, static_report
 from service.analysis.verdict import (
+    PROTECT,
     TRAINS_WELL,
     ProbeSetting,
     conclude,
     keep,
+    lr_range_probe,
     mean_curve,
     outcome,
+    protect,
     survivors,
     weigh,
 )
@@ -135,3 +138,22 @@ def test_probes_on_a_healthy_run_leave_it_healthy() -> None:
     assert all(c.confidence < CREDIBLE for c in report.causes)
     assert any("trains well" in note for note in report.notes)
     assert report.probes[1].status == "succeeded" and report.probes[1].seeds == 2
+
+
+def test_probes_of_causes_the_static_pass_suspects_are_protected() -> None:
+    static = _stuck_static()
+    suspected = {c.id for c in static.causes if c.confidence >= PROTECT}
+    assert "poor_weight_initialization" in suspected
+    protected = protect([BASELINE, HE, LR, WIDE], static)
+    assert "he" in protected and "baseline" not in protected
+    assert protected == {p.name for p in (HE, LR, WIDE) if p.tests in suspected}
+
+
+def test_the_lr_range_test_suggests_a_probe_only_beyond_3x_of_the_runs_rate() -> None:
+    lower = lr_range_probe(0.1, 0.0123)
+    assert lower is not None and lower.tests == "learning_rate_too_high"
+    assert lower.change == {"optimizer": {"learning_rate": 0.012}}
+    higher = lr_range_probe(0.001, 0.05)
+    assert higher is not None and higher.tests == "learning_rate_too_low"
+    assert lr_range_probe(0.01, 0.02) is None  # within 3×: the run's own rate is fine
+    assert lr_range_probe(0.01, math.nan) is None

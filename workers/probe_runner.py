@@ -8,7 +8,6 @@ instead of training (and reporting) it twice.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,7 +22,16 @@ from service.analysis.evidence import Context
 from service.analysis.patch import apply
 from service.analysis.probes import Outcome, Probe, plan
 from service.analysis.report import build_context
-from service.analysis.verdict import ProbeSetting, conclude, keep, outcome, survivors, weigh
+from service.analysis.verdict import (
+    ProbeSetting,
+    conclude,
+    keep,
+    lr_range_probe,
+    outcome,
+    protect,
+    survivors,
+    weigh,
+)
 from service.schemas.diagnosis import DiagnosisRequest, public_json
 from service.schemas.model import TRANSLATED
 from service.schemas.report import Report
@@ -37,7 +45,6 @@ from workers.train import TrainResult, lr_range_test, train
 log = logging.getLogger(__name__)
 RUNGS = 3  # rung r trains 2^max(0, r-1) × S0 more steps: S0, 2·S0, 4·S0 in all
 MAX_PASSES = 8  # epochs over the sample that the longest probe may take
-PROTECT = 0.3  # static confidence above which a cause's probes always go on
 
 
 class Canceled(Exception):
@@ -273,10 +280,7 @@ def _probe(s: Session, static: Report) -> Report:
     )
     if lr_test is not None:
         probes.append(lr_test)
-    # Probes of causes the static pass already suspects survive every rung: their effect may
-    # show late (a decay schedule acts in the run's second half), and the priors matter.
-    suspects = {c.id for c in static.causes if c.confidence >= PROTECT}
-    protected = {p.name for p in probes if p.tests in suspects}
+    protected = protect(probes, static)
     s0 = _first_rung_steps(s, len(probes), len(protected), time.monotonic() - started)
     # The longest probes (4·S0 steps) stand for the run's whole length: schedules in epochs
     # are scaled onto them ("halve every 10 epochs" of a 40-epoch run: every 1/4 of a probe).
@@ -299,13 +303,7 @@ def _lr_probe(s: Session, lr: float | None) -> Probe | None:
         return None
     run, arch = s.run_of(Probe("baseline", "", {}))
     sweep = lr_range_test(run, s.data, seed=0, arch=arch)
-    suggested = float(sweep["suggested_lr"])
-    if not math.isfinite(suggested) or suggested <= 0 or 1 / 3 < suggested / lr < 3:
-        return None
-    cause = "learning_rate_too_high" if suggested < lr else "learning_rate_too_low"
-    return Probe(
-        "lr_range_suggested", cause, {"optimizer": {"learning_rate": float(f"{suggested:.2g}")}}
-    )
+    return lr_range_probe(lr, float(sweep["suggested_lr"]))
 
 
 def _first_rung_steps(s: Session, n: int, protected: int, spent: float) -> int:

@@ -25,6 +25,7 @@ from service.analysis.report import CREDIBLE
 from service.schemas.report import ProbeRun, Report
 
 KEEP = 3  # after each rung the best 1/KEEP of the unprotected probes go on
+PROTECT = 0.3  # static confidence above which a cause's probes always go on
 # `Context.health` at or above which the user's own, full-length run trains convincingly: half
 # way from 0.25·ln C (or a loss that barely fell) to zero loss.
 TRAINS_WELL = 0.5
@@ -39,6 +40,25 @@ class ProbeSetting:
     train_examples: int
     data_note: str | None
     shortest_steps: int  # S0: the first rung's steps; the longest probe trains 4·S0
+
+
+def protect(probes: list[Probe], static: Report) -> set[str]:
+    """Probes of causes the static pass already suspects: they survive every rung, because
+    their effect may show late (a decay schedule acts in the run's second half), and the
+    priors matter."""
+    suspects = {c.id for c in static.causes if c.confidence >= PROTECT}
+    return {p.name for p in probes if p.tests in suspects}
+
+
+def lr_range_probe(lr: float, suggested: float) -> Probe | None:
+    """The LR range test's suggestion as a probe of whichever LR cause it points to; None
+    when it is no suggestion or within 3× of the run's own rate."""
+    if not math.isfinite(suggested) or suggested <= 0 or 1 / 3 < suggested / lr < 3:
+        return None
+    cause = "learning_rate_too_high" if suggested < lr else "learning_rate_too_low"
+    return Probe(
+        "lr_range_suggested", cause, {"optimizer": {"learning_rate": float(f"{suggested:.2g}")}}
+    )
 
 
 def survivors(n: int, protected: int) -> int:

@@ -281,9 +281,7 @@ def list_diagnoses(
         404: {"description": "No such diagnosis.", **_PROBLEM},
     },
 )
-def delete_diagnosis(
-    diagnosis: DiagnosisDep, store: StoreDep, queue: QueueDep
-) -> Response:
+def delete_diagnosis(diagnosis: DiagnosisDep, store: StoreDep, queue: QueueDep) -> Response:
     """Cancel a queued or running diagnosis (202); delete a finished one (204)."""
     if diagnosis.status in ("queued", "running"):
         canceled = store.update_diagnosis(
