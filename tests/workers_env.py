@@ -13,7 +13,7 @@ from pathlib import Path
 
 import redis
 
-# Each developer or CI run may point tests at its own Redis (another port) to run suites side by side.
+# Each developer or CI run may point tests at its own Redis (another port): suites side by side.
 REDIS = os.environ.get("LOSSDOCTOR_TEST_REDIS", "redis://127.0.0.1:6379")
 
 
