@@ -1,19 +1,20 @@
 """API benchmark: POST /v1/diagnoses (static) against a bare endpoint that only parses the body.
 
-Both endpoints are served by one uvicorn process and measured in the same run, alternating
-rounds, so the ratio is robust to this machine's noise. Usage:
+wrk (a native load generator: a Python one, sharing the cores, caps the bare endpoint first)
+against one uvicorn process, 16 connections, a ~20 KB body: a real `model.to_json()` plus a
+4 × 200-epoch history. The two endpoints are measured in alternating rounds, so the ratio is
+robust to this machine's noise. Usage:
 
-    .venv/bin/python -m bench.api_bench [--requests 2000] [--concurrency 16]
+    .venv/bin/python -m bench.api_bench [--seconds 8] [--rounds 4] [--connections 16]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import copy
 import json
-import math
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -27,6 +28,24 @@ import httpx
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+PATHS = {"diagnoses": "/v1/diagnoses", "bare": "/bench/bare"}
+
+# wrk's Lua hooks: POST the body file, and print one JSON line of figures when done.
+_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
+wrk.body = f:read("*a")
+f:close()
+done = function(summary, latency, requests)
+  local bad = summary.errors.status + summary.errors.connect + summary.errors.read
+    + summary.errors.write + summary.errors.timeout
+  io.write(string.format(
+    '{"requests": %d, "seconds": %f, "p50_us": %d, "p99_us": %d, "errors": %d}\\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(50),
+    latency:percentile(99), bad))
+end
+"""
 
 
 def ten_layer_keras_json() -> str:
@@ -56,9 +75,14 @@ def ten_layer_keras_json() -> str:
     return json.dumps(doc)
 
 
+def _keras_floats(values: np.ndarray) -> list[float]:
+    """As `History.history` holds them: float32 metrics, written with Python's full repr."""
+    return [float(v) for v in values.astype(np.float32)]
+
+
 def request_body(epochs: int = 200) -> dict[str, Any]:
     t = np.arange(epochs)
-    loss = (0.3 + 2.0 * np.exp(-t / 30)).round(4).tolist()
+    loss = 0.3 + 2.0 * np.exp(-t / 30)
     return {
         "run": {
             "model": {"keras_json": ten_layer_keras_json()},
@@ -77,10 +101,10 @@ def request_body(epochs: int = 200) -> dict[str, Any]:
             "data": {"num_classes": 10, "num_examples": 50000, "input_min": 0, "input_max": 1},
         },
         "history": {
-            "loss": loss,
-            "val_loss": [round(x + 0.05, 4) for x in loss],
-            "accuracy": (0.9 - 0.8 * np.exp(-t / 30)).round(4).tolist(),
-            "val_accuracy": (0.88 - 0.8 * np.exp(-t / 30)).round(4).tolist(),
+            "loss": _keras_floats(loss),
+            "val_loss": _keras_floats(loss + 0.05),
+            "accuracy": _keras_floats(0.9 - 0.8 * np.exp(-t / 30)),
+            "val_accuracy": _keras_floats(0.88 - 0.8 * np.exp(-t / 30)),
         },
     }
 
@@ -91,38 +115,51 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _load(url: str, body: bytes, n: int, concurrency: int) -> list[float]:
-    latencies: list[float] = []
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-        queue = iter(range(n))
-
-        async def worker() -> None:
-            for _ in queue:
-                t0 = time.perf_counter()
-                r = await client.post(
-                    url, content=body, headers={"content-type": "application/json"}
-                )
-                latencies.append(time.perf_counter() - t0)
-                assert r.status_code in (200, 201), r.text
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return latencies
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc): what a request costs the
+    server, whatever else shares the machine's cores."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _figures(latencies: list[float], seconds: float) -> dict[str, float]:
-    ms = sorted(x * 1000 for x in latencies)
-    return {
-        "rps": len(ms) / seconds,
-        "p50_ms": statistics.median(ms),
-        "p99_ms": ms[min(len(ms) - 1, math.ceil(0.99 * len(ms)) - 1)],
-    }
+def _wrk(url: str, seconds: float, connections: int, work: Path, pid: int) -> dict[str, float]:
+    cpu = _cpu_seconds(pid)
+    out = subprocess.run(
+        [
+            "wrk",
+            "--threads",
+            "1",  # one thread keeps 16 connections busy and leaves the other core to uvicorn
+            "--connections",
+            str(connections),
+            "--duration",
+            f"{seconds:g}s",
+            "--timeout",
+            "30s",
+            "--script",
+            str(work / "post.lua"),
+            url,
+        ],
+        env=dict(os.environ, BENCH_BODY=str(work / "body.json")),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    figures: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    figures["cpu_seconds"] = _cpu_seconds(pid) - cpu
+    if figures["errors"]:
+        raise RuntimeError(f"{url}: {figures['errors']:g} failed requests\n{out.stdout}")
+    return figures
 
 
-def bench_http(requests: int, concurrency: int, rounds: int) -> dict[str, dict[str, float]]:
+def bench_http(seconds: float, connections: int, rounds: int) -> dict[str, dict[str, float]]:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (Debian/Ubuntu: apt-get install wrk)")
     port = _free_port()
-    data = tempfile.mkdtemp(prefix="lossdoctor-bench-")
-    env = dict(os.environ, LOSSDOCTOR_DATA_DIR=data)
+    work = Path(tempfile.mkdtemp(prefix="lossdoctor-bench-"))
+    (work / "post.lua").write_text(_SCRIPT)
+    body = json.dumps(request_body()).encode()
+    (work / "body.json").write_bytes(body)
+    env = dict(os.environ, LOSSDOCTOR_DATA_DIR=str(work / "data"))
     server = subprocess.Popen(
         [
             sys.executable,
@@ -146,23 +183,26 @@ def bench_http(requests: int, concurrency: int, rounds: int) -> dict[str, dict[s
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        body = json.dumps(request_body()).encode()
-        totals: dict[str, list[float]] = {"diagnoses": [], "bare": []}
-        seconds = {"diagnoses": 0.0, "bare": 0.0}
-        paths = {"diagnoses": "/v1/diagnoses", "bare": "/bench/bare"}
-        asyncio.run(_load(base + paths["bare"], body, 200, concurrency))  # warm-up
-        asyncio.run(_load(base + paths["diagnoses"], body, 200, concurrency))
+        for path in PATHS.values():  # warm-up: imports, caches, the SQLite file
+            _wrk(base + path, 2, connections, work, server.pid)
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in PATHS}
         for _ in range(rounds):
-            for name, path in paths.items():
-                t0 = time.perf_counter()
-                totals[name] += asyncio.run(
-                    _load(base + path, body, requests // rounds, concurrency)
-                )
-                seconds[name] += time.perf_counter() - t0
-        return {name: _figures(totals[name], seconds[name]) for name in totals}
+            for name, path in PATHS.items():
+                runs[name].append(_wrk(base + path, seconds, connections, work, server.pid))
+        return {
+            name: {
+                "body_kb": len(body) / 1000,
+                "rps": sum(r["requests"] for r in rs) / sum(r["seconds"] for r in rs),
+                "p50_ms": statistics.median(r["p50_us"] for r in rs) / 1000,
+                "p99_ms": statistics.median(r["p99_us"] for r in rs) / 1000,
+                "cpu_ms": 1000 * sum(r["cpu_seconds"] for r in rs) / sum(r["requests"] for r in rs),
+            }
+            for name, rs in runs.items()
+        }
     finally:
         server.terminate()
         server.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def bench_long_history(points: int = 100_000, repeats: int = 5) -> float:
@@ -186,17 +226,22 @@ def bench_long_history(points: int = 100_000, repeats: int = 5) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=8, help="length of one wrk round")
+    parser.add_argument("--rounds", type=int, default=4, help="rounds per endpoint, alternating")
+    parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
-    http = bench_http(args.requests, args.concurrency, args.rounds)
+    http = bench_http(args.seconds, args.connections, args.rounds)
     long_ms = bench_long_history()
     ratio = http["diagnoses"]["rps"] / http["bare"]["rps"]
-    print(f"{'endpoint':<16}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}")
+    print(f"body: {http['bare']['body_kb']:.1f} KB, {args.connections} connections, wrk")
+    print(f"{'endpoint':<16}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'server CPU ms/req':>19}")
     for name, f in http.items():
-        print(f"{name:<16}{f['rps']:>9.0f}{f['p50_ms']:>9.1f}{f['p99_ms']:>9.1f}")
+        print(
+            f"{name:<16}{f['rps']:>9.0f}{f['p50_ms']:>9.1f}{f['p99_ms']:>9.1f}{f['cpu_ms']:>19.2f}"
+        )
+    cost = http["bare"]["cpu_ms"] / http["diagnoses"]["cpu_ms"]
     print(f"ratio diagnoses/bare req/s: {ratio:.2f} (target >= 0.8)")
+    print(f"ratio bare/diagnoses server CPU per request: {cost:.2f} (the same, load-independent)")
     print(f"100k-point history, parse + analysis: {long_ms:.0f} ms (target < 200 ms)")
 
 

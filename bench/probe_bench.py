@@ -14,6 +14,7 @@ import argparse
 import statistics
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,9 @@ import numpy as np
 
 from service.analysis.data import sample_stats
 from service.analysis.report import static_report
-from service.schemas.diagnosis import DiagnosisRequest
+from service.schemas.dataset import StoredDataset
+from service.schemas.diagnosis import DiagnosisRequest, StoredDiagnosis
+from service.schemas.model import TRANSLATED
 from service.settings import Settings
 from service.store.sqlite import SQLiteStore
 from tests.fashion import npz_bytes, sample
@@ -76,35 +79,36 @@ def time_to_verdict(budget: float, halving: bool) -> tuple[float, dict[str, Any]
     tmp = Path(tempfile.mkdtemp(prefix="lossdoctor-probe-bench-"))
     store = SQLiteStore(tmp / "store.sqlite3")
     x, y = reference_sample()
-    meta = {
-        "id": "ds_ref",
-        "num_examples": len(x),
-        "input_shape": [32, 32, 3],
-        "num_classes": 10,
-        "stats": sample_stats(x, y),
-    }
-    store.put_dataset(meta, npz_bytes(x, y))
+    now = datetime.now(UTC)
+    dataset = StoredDataset(
+        id="ds_ref",
+        created_at=now,
+        num_examples=len(x),
+        input_shape=[32, 32, 3],
+        num_classes=10,
+        stats=sample_stats(x, y),
+        tenant="local",
+    )
+    store.put_dataset(dataset, npz_bytes(x, y))
     request = DiagnosisRequest.model_validate(reference_request("ds_ref", budget))
-    report = static_report(request, meta)
+    report = static_report(request, dataset)
     store.create_diagnosis(
-        {
-            "id": "dg_ref",
-            "status": "queued",
-            "created_at": "",
-            "updated_at": "",
-            "progress": {},
-            "report": report.model_dump(mode="json"),
-            "error": None,
-            "_tenant": "local",
-        },
-        request.model_dump_json(exclude_none=True),
+        StoredDiagnosis(
+            id="dg_ref",
+            status="queued",
+            created_at=now,
+            updated_at=now,
+            report=report,
+            tenant="local",
+        ),
+        request.model_dump_json(exclude_none=True, context=TRANSLATED),
     )
     t0 = time.perf_counter()
     run_diagnosis(store, "dg_ref", Settings(data_dir=tmp), halving=halving)
     seconds = time.perf_counter() - t0
     doc = store.get_diagnosis("dg_ref")
-    assert doc is not None and doc["status"] == "succeeded", doc
-    return seconds, doc
+    assert doc is not None and doc.status == "succeeded", doc
+    return seconds, doc.model_dump(mode="json")
 
 
 def overhead(repeats: int = 3) -> dict[str, float]:

@@ -1,28 +1,17 @@
-"""Domain errors, each with the HTTP status it means, and their RFC 9457 problem+json handlers.
+"""Domain errors: what went wrong, in the service's words, with no web framework attached.
 
-The analysis core and the store raise these and never know about HTTP; `install` maps them in
-one place.
+The analysis core, the store and the queue raise these; `service/problems.py` maps each one to
+its HTTP answer (the status a server returns is named in each docstring). `detail` is one
+sentence for the client; `extra` carries machine-readable members (e.g. `errors`).
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse, Response
-
-PROBLEM = "application/problem+json"
+from typing import Any
 
 
 class LossDoctorError(Exception):
-    """Base of every domain error; `status` is what the API answers."""
-
-    status = 400
-    title = "Bad request"
-
-    headers: ClassVar[dict[str, str]] = {}
+    """Base of every domain error."""
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
@@ -31,121 +20,50 @@ class LossDoctorError(Exception):
 
 
 class InvalidRunSpec(LossDoctorError):
-    """The run or history is well-formed JSON but cannot be diagnosed (422)."""
-
-    status = 422
-    title = "Invalid run spec"
+    """The run or history is well-formed JSON but cannot be diagnosed. HTTP 422."""
 
 
-class PayloadTooLarge(LossDoctorError):
-    """A body, history or dataset above its configured limit (413)."""
+class InvalidCursor(LossDoctorError):
+    """A page cursor this service did not hand out. HTTP 422."""
 
-    status = 413
-    title = "Payload too large"
+
+class IdempotencyKeyReused(LossDoctorError):
+    """An Idempotency-Key sent again with a different body. HTTP 422."""
+
+
+class InvalidCallbackUrl(LossDoctorError):
+    """A callback_url that is not http(s), not allowed, or points into a private network.
+    HTTP 422."""
 
 
 class InvalidDataset(LossDoctorError):
-    """An uploaded sample that cannot be read safely: not npz, pickled objects, bad shapes (422)."""
+    """An uploaded sample that cannot be read safely: not npz, pickled objects, bad shapes.
+    HTTP 422."""
 
-    status = 422
-    title = "Invalid dataset"
+
+class PayloadTooLarge(LossDoctorError):
+    """A body, history or dataset above its configured limit. HTTP 413."""
 
 
 class Unauthorized(LossDoctorError):
-    """No API key, or one this service does not know (401)."""
-
-    status = 401
-    title = "Unauthorized"
-    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": 'Bearer realm="lossdoctor"'}
+    """No API key, or one this service does not know. HTTP 401."""
 
 
 class TooManyRequests(LossDoctorError):
-    """The tenant already has its limit of queued or running diagnoses (429)."""
-
-    status = 429
-    title = "Too many requests"
-    headers: ClassVar[dict[str, str]] = {"Retry-After": "30"}
+    """The tenant already has its limit of queued or running diagnoses. HTTP 429."""
 
 
 class NotFound(LossDoctorError):
-    """No such resource (404)."""
-
-    status = 404
-    title = "Not found"
+    """No such resource, or another tenant's. HTTP 404."""
 
 
 class Conflict(LossDoctorError):
-    """The resource is in a state that forbids the request (409)."""
+    """The resource is in a state that forbids the request. HTTP 409."""
 
-    status = 409
-    title = "Conflict"
+
+class FeatureNotInstalled(LossDoctorError):
+    """A feature whose optional dependency is not installed. HTTP 501."""
 
 
 class ServiceUnavailable(LossDoctorError):
-    """A backing service (store, broker) does not answer; nothing was accepted (503)."""
-
-    status = 503
-    title = "Service unavailable"
-
-
-def problem(
-    status: int, title: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
-) -> JSONResponse:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
-
-
-async def _domain(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, LossDoctorError)
-    return problem(exc.status, exc.title, exc.detail, exc.headers, **exc.extra)
-
-
-def _field_errors(errors: Any) -> list[dict[str, Any]]:
-    out = []
-    for err in errors:
-        # "body" is FastAPI's prefix, not part of the client's document.
-        loc = [p for p in err.get("loc", ()) if p != "body"]
-        out.append(
-            {
-                "field": ".".join(str(p) for p in loc),
-                "message": err.get("msg", ""),
-                "type": err.get("type", ""),
-            }
-        )
-    return out
-
-
-async def _validation(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
-    errors = exc.errors()
-    if any(e.get("type") == "json_invalid" for e in errors):
-        where = errors[0].get("ctx", {}).get("error", "")
-        return problem(400, "Malformed JSON", f"the body is not valid JSON: {where}".rstrip(": "))
-    fields = _field_errors(errors)
-    detail = "; ".join(f"{f['field'] or 'body'}: {f['message']}" for f in fields[:5])
-    return problem(422, "Validation failed", detail, errors=fields)
-
-
-async def _http(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
-    return problem(exc.status_code, _TITLES.get(exc.status_code, "Error"), str(exc.detail))
-
-
-async def _unexpected(_: Request, exc: Exception) -> Response:
-    # Last resort: a bug must still answer problem+json, and must not leak internals.
-    return problem(500, "Internal error", "the service failed on this request; it was logged")
-
-
-_TITLES = {
-    404: "Not found",
-    405: "Method not allowed",
-    413: "Payload too large",
-    415: "Unsupported media type",
-}
-
-
-def install(app: FastAPI) -> None:
-    app.add_exception_handler(LossDoctorError, _domain)
-    app.add_exception_handler(RequestValidationError, _validation)
-    app.add_exception_handler(StarletteHTTPException, _http)
-    app.add_exception_handler(Exception, _unexpected)
+    """A backing service (store, broker) does not answer; nothing was accepted. HTTP 503."""

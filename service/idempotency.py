@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from service.errors import Conflict, InvalidRunSpec
+from service.errors import Conflict, IdempotencyKeyReused
 from service.store import Store
 
 
@@ -31,7 +31,7 @@ def idempotent(
     scope = f"{tenant}:{kind}:{hashlib.sha256(key.encode()).hexdigest()}"
     state, resource = store.claim_idempotency(scope, hashlib.sha256(body).hexdigest())
     if state == "different":
-        raise InvalidRunSpec(f"Idempotency-Key {key!r} was used with a different body")
+        raise IdempotencyKeyReused(f"Idempotency-Key {key!r} was used with a different body")
     if state == "same":
         if resource is None:
             raise Conflict(f"a request with Idempotency-Key {key!r} is still being processed")

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service import errors, observability
+from service import observability, problems
 from service.auth import KeyRing
 from service.limits import BodySizeLimit
 from service.logging import configure_logging
@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Why is my CNN's training loss still high? Send the run and its history.",
         lifespan=lifespan,
     )
-    errors.install(app)
+    problems.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     observability.install(app, settings)  # outermost: request id, metrics, access log
     app.include_router(diagnoses.router)

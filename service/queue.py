@@ -13,8 +13,6 @@ from service.settings import Settings
 if TYPE_CHECKING:
     from celery import Celery
 
-RUN_PROBES = "lossdoctor.run_probes"
-
 
 class ProbeQueue:
     """Producer side of the Celery app; the task id is derived from the diagnosis id."""
@@ -31,6 +29,8 @@ class ProbeQueue:
     def enqueue(self, diagnosis_id: str, request_id: str | None = None) -> None:
         """`request_id` (default: the current request's) travels as a message header, so the
         worker's log lines carry the id of the HTTP request that queued the probes."""
+        from workers.celery_app import RUN_PROBES  # the task's name belongs to the Celery app
+
         request_id = request_id or current_request_id()
         try:
             self.app.send_task(

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from service.errors import InvalidRunSpec
+from service.errors import InvalidCallbackUrl
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,21 +39,23 @@ def check_target(url: str, settings: Settings) -> None:
     """Refuse URLs that would make this service reach into private networks (SSRF)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidRunSpec("callback_url must be an http(s) URL with a host")
+        raise InvalidCallbackUrl("callback_url must be an http(s) URL with a host")
     host = parts.hostname
     allowed = settings.webhook_allow_hosts
     if allowed and host not in allowed:
-        raise InvalidRunSpec(f"callback_url host {host!r} is not in LOSSDOCTOR_WEBHOOK_ALLOW_HOSTS")
+        raise InvalidCallbackUrl(
+            f"callback_url host {host!r} is not in LOSSDOCTOR_WEBHOOK_ALLOW_HOSTS"
+        )
     if settings.webhook_allow_private:
         return
     try:
         infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:
-        raise InvalidRunSpec(f"callback_url host {host!r} does not resolve") from exc
+        raise InvalidCallbackUrl(f"callback_url host {host!r} does not resolve") from exc
     for info in infos:
         ip = ipaddress.ip_address(info[4][0])
         if not ip.is_global:
-            raise InvalidRunSpec(
+            raise InvalidCallbackUrl(
                 f"callback_url resolves to {ip}, a private, loopback or reserved address; "
                 "set LOSSDOCTOR_WEBHOOK_ALLOW_PRIVATE=true to allow it"
             )
@@ -85,7 +87,7 @@ def deliver(
             if 400 <= r.status_code < 500 and r.status_code not in (408, 429):
                 log.warning("webhook %s refused with %s; not retrying", url, r.status_code)
                 return False
-        except (httpx.HTTPError, InvalidRunSpec) as exc:
+        except (httpx.HTTPError, InvalidCallbackUrl) as exc:
             log.warning("webhook %s attempt %d failed: %s", url, attempt, exc)
         if attempt < attempts:
             time.sleep(delay)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -196,18 +194,6 @@ def test_health_and_docs_answer(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
 
 
-def test_importing_the_app_loads_no_tensorflow_or_keras() -> None:
-    code = (
-        "import sys, service.main, service.cli; "
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]; "
-        "print(json.dumps(bad))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", "import json; " + code], capture_output=True, text=True, check=True
-    )
-    assert json.loads(out.stdout) == []
-
-
 FIXTURES = Path(__file__).parent / "fixtures" / "keras"
 
 
@@ -261,8 +247,12 @@ def test_appending_to_a_finished_diagnosis_is_409(client: TestClient) -> None:
     assert_problem(r, 409)
 
 
-def test_stored_request_with_keras_json_validates_again(client: TestClient) -> None:
+def test_stored_keras_json_request_is_read_back_without_translating_again(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.schemas import model as reader
     from service.schemas.diagnosis import DiagnosisRequest
+    from service.schemas.model import TRANSLATED
 
     keras_json = (FIXTURES / "seed_cnn.json").read_text()
     created = client.post(
@@ -270,5 +260,18 @@ def test_stored_request_with_keras_json_validates_again(client: TestClient) -> N
         json={"run": {"model": {"keras_json": keras_json}}, "history": {"loss": [2.3, 2.0]}},
     ).json()
     stored = client.app.state.store.get_request(created["id"])  # type: ignore[attr-defined]
-    again = DiagnosisRequest.model_validate(stored)  # what the worker does
+    assert stored["run"]["model"]["keras_json"] == keras_json  # fixes still replace it
+    translated = stored["run"]["model"]["layers"]
+
+    def no_second_translation(_: object) -> None:
+        raise AssertionError("the stored request was translated again")
+
+    monkeypatch.setattr(reader, "translate", no_second_translation)
+    again = DiagnosisRequest.model_validate(stored, context=TRANSLATED)  # what the worker does
     assert again.run.model is not None and again.run.model.layers
+    assert [
+        layer.model_dump(mode="json", exclude_none=True) for layer in again.run.model.layers
+    ] == translated
+    # Without the stored request's context, Keras JSON and layers together are refused.
+    with pytest.raises(ValueError, match="not both"):
+        DiagnosisRequest.model_validate(stored)

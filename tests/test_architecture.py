@@ -16,7 +16,7 @@ from service.analysis.architecture import (
     initializer_std,
 )
 from service.schemas.keras import translate
-from service.schemas.model import MODEL_INPUT, Initializer, Layer, Regularizer
+from service.schemas.layer import MODEL_INPUT, Initializer, Layer, Regularizer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "keras"
 EXPECTED: dict[str, Any] = json.loads((FIXTURES / "expected.json").read_text())

@@ -8,12 +8,13 @@ from typing import Any
 import pytest
 
 from service.analysis.report import static_report
+from service.schemas.dataset import Dataset
 from service.schemas.diagnosis import DiagnosisRequest
 from service.schemas.report import Report
 from tests.runs import LN10, body, cnn, healthy_curve, run, stuck_curve
 
 
-def diagnose(payload: dict[str, Any], dataset: dict[str, Any] | None = None) -> Report:
+def diagnose(payload: dict[str, Any], dataset: Dataset | None = None) -> Report:
     return static_report(DiagnosisRequest.model_validate(payload), dataset)
 
 

@@ -15,7 +15,8 @@ from pydantic import ValidationError
 
 from service.analysis.architecture import describe
 from service.schemas.keras import translate
-from service.schemas.model import MODEL_INPUT, Initializer, ModelSpec, Regularizer
+from service.schemas.layer import MODEL_INPUT, Initializer, Regularizer
+from service.schemas.model import ModelSpec
 
 FIXTURES = Path(__file__).parent / "fixtures" / "keras"
 REAL = ["seed_cnn", "residual", "concat", "preprocessing", "normalized_mlp", "functional_augment"]

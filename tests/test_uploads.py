@@ -123,3 +123,21 @@ def test_an_open_input_size_is_taken_from_the_uploaded_sample(client: TestClient
     assert not any("Model shapes unknown" in note for note in report["notes"])
     checks = {c["id"]: c["status"] for c in report["data_checks"]}
     assert checks["input_shape"] == "ok"
+
+
+def test_an_uploaded_regression_target_gives_the_variance_a_loss_is_read_against(
+    client: TestClient,
+) -> None:
+    x, y = diabetes()
+    meta = client.post("/v1/datasets", files={"file": ("s.npz", npz(x=x, y=y))}).json()
+    targets = meta["stats"]["targets"]
+    assert targets["min"] == pytest.approx(float(y.min()))
+    assert targets["std"] == pytest.approx(float(y.std()), rel=1e-5)
+    # An MSE that stays at Var(y) is a model that predicts the mean: stuck, not healthy.
+    variance = float(y.var())
+    body = {
+        "run": {"data": {"dataset_id": meta["id"]}, "loss": "mse"},
+        "history": {"loss": [variance * f for f in (1.3, 1.05, 1.0, 1.0, 0.99, 1.0)]},
+    }
+    report = client.post("/v1/diagnoses", json=body).json()["report"]
+    assert report["verdict"] == "problem", report

@@ -14,7 +14,7 @@ pytest.importorskip("tensorflow")
 import keras
 
 from service.analysis.architecture import describe
-from service.schemas.model import LayerType
+from service.schemas.layer import LayerType
 from service.schemas.run import RunSpec
 from tests.runs import cnn
 from tests.runs import run as run_dict

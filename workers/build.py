@@ -24,7 +24,7 @@ import numpy as np
 from keras import ops
 
 from service.analysis.architecture import MERGES, Architecture, describe, normalize_initializer
-from service.schemas.model import ACTIVATIONS, MODEL_INPUT, Initializer, Layer, Regularizer
+from service.schemas.layer import ACTIVATIONS, MODEL_INPUT, Initializer, Layer, Regularizer
 from service.schemas.run import Augmentation, LrSchedule, RunSpec
 from service.schemas.schedules import KerasSchedule
 
@@ -103,15 +103,21 @@ class ModelTooLarge(BuildError):
 
 
 def build_model(
-    run: RunSpec, num_classes: int | None = None, seed: int = 0, param_budget: int | None = None
+    run: RunSpec,
+    num_classes: int | None = None,
+    seed: int = 0,
+    param_budget: int | None = None,
+    arch: Architecture | None = None,
 ) -> keras.Model:
     """The run's model with seeded initializers; augmentation layers first if the run had any.
 
     `num_classes` (of the data it will train on) checks that the head can take those labels.
+    `arch`: `describe()` of this run's model, when the caller has it already.
     """
     if run.model is None or run.model.layers is None or run.model.input_shape is None:
         raise BuildError("the run has no model (input_shape and layers)")
-    arch = describe(run.model.input_shape, run.model.layers)  # ValueError naming the layer
+    if arch is None:
+        arch = describe(run.model.input_shape, run.model.layers)  # ValueError naming the layer
     if param_budget is not None and arch.total_params > param_budget:
         raise ModelTooLarge(arch.total_params, param_budget)  # before allocating any weight
     _check_head(arch, num_classes)

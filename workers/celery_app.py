@@ -13,6 +13,8 @@ from celery import Celery
 
 from service.settings import Settings, get_settings
 
+RUN_PROBES = "lossdoctor.run_probes"  # the one task; the API sends it by name
+
 
 def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
     """Redis when configured; else kombu's filesystem transport under the data directory."""
@@ -21,7 +23,14 @@ def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
         return settings.broker_url, {"visibility_timeout": visibility}
     folder = (settings.data_dir / "queue").resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    return "filesystem://", {"data_folder_in": str(folder), "data_folder_out": str(folder)}
+    # kombu's exchange tables: runtime files, under the data directory (default: ./control).
+    control = (settings.data_dir / "control").resolve()
+    control.mkdir(exist_ok=True)
+    return "filesystem://", {
+        "data_folder_in": str(folder),
+        "data_folder_out": str(folder),
+        "control_folder": str(control),
+    }
 
 
 def make_app(settings: Settings | None = None) -> Celery:

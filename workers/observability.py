@@ -63,7 +63,7 @@ def finished(store: Store, diagnosis_id: str) -> None:
         doc = store.get_diagnosis(diagnosis_id)
     except Exception:  # the store's own error is the one to report, not this count's
         return
-    DIAGNOSES.labels(doc["status"] if doc else "deleted").inc()
+    DIAGNOSES.labels(doc.status if doc else "deleted").inc()
 
 
 @worker_process_init.connect

@@ -8,32 +8,34 @@ instead of training (and reporting) it twice.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 
+from service.analysis.architecture import Architecture, describe
 from service.analysis.evidence import Context
 from service.analysis.labels import with_audit
 from service.analysis.patch import apply
-from service.analysis.probes import (
-    CLEAN_LABELS,
-    LABEL_AUDIT,
-    Outcome,
-    Probe,
-    combined_patch,
-    judge,
-    plan,
-    reproduced,
-    revise,
-)
+from service.analysis.probes import CLEAN_LABELS, LABEL_AUDIT, Outcome, Probe, plan
 from service.analysis.report import build_context
-from service.schemas.diagnosis import DiagnosisRequest
-from service.schemas.report import ProbeRun, Report
+from service.analysis.verdict import (
+    ProbeSetting,
+    conclude,
+    keep,
+    lr_range_probe,
+    outcome,
+    protect,
+    survivors,
+    weigh,
+)
+from service.schemas.diagnosis import DiagnosisRequest, public_json
+from service.schemas.model import TRANSLATED
+from service.schemas.report import Report
 from service.schemas.run import RunSpec
 from service.settings import Settings
 from service.store import Store
@@ -43,9 +45,7 @@ from workers.train import TrainResult, lr_range_test, train
 
 log = logging.getLogger(__name__)
 RUNGS = 3  # rung r trains 2^max(0, r-1) × S0 more steps: S0, 2·S0, 4·S0 in all
-KEEP = 3  # after each rung the best 1/KEEP of the unprotected probes go on
 MAX_PASSES = 8  # epochs over the sample that the longest probe may take
-PROTECT = 0.3  # static confidence above which a cause's probes always go on
 
 
 class Canceled(Exception):
@@ -61,7 +61,7 @@ def finish(store: Store, diagnosis_id: str, changes: dict[str, Any], settings: S
     doc = store.update_diagnosis(diagnosis_id, changes | {"updated_at": _now()})
     request = store.get_request(diagnosis_id) or {}
     if doc is not None and request.get("callback_url"):
-        deliver(request["callback_url"], completion_event(doc), settings)
+        deliver(request["callback_url"], completion_event(public_json(doc)), settings)
 
 
 def fail(store: Store, diagnosis_id: str, reason: str, settings: Settings) -> None:
@@ -76,12 +76,15 @@ class Session:
     diagnosis_id: str
     settings: Settings
     request: DiagnosisRequest
+    ctx: Context  # the static analysis' context, rebuilt once: the plan and verdict read it
     data: ProbeData
     seeds: int
     budget: float
+    measured: dict[str, dict[str, Any]]  # stored results by probe|seed|rung (a redelivery's)
     done: int = 0
     total: int = 0
     weights: dict[tuple[str, int], Any] = field(default_factory=dict)
+    runs: dict[str, tuple[RunSpec, Architecture]] = field(default_factory=dict)
     last_check: float = 0.0
     canceled: bool = False
     epoch_steps: int | None = None  # steps standing for one of the run's epochs in a probe
@@ -96,7 +99,7 @@ class Session:
         if now - self.last_check > 0.5:
             self.last_check = now
             doc = self.store.get_diagnosis(self.diagnosis_id)
-            self.canceled = doc is None or doc["status"] == "canceled"
+            self.canceled = doc is None or doc.status == "canceled"
         return self.canceled
 
     def progress(self, current: str | None) -> None:
@@ -112,14 +115,31 @@ class Session:
             },
         )
 
-    def run_of(self, probe: Probe) -> RunSpec:
-        base = self.request.run.model_dump(mode="json", exclude_none=True)
-        return RunSpec.model_validate(apply(base, probe.change))
+    @cached_property
+    def base(self) -> dict[str, Any]:
+        """The run as a JSON document, the target of every probe's merge patch; Keras JSON
+        keeps its translation, so a patched run is not translated again."""
+        return self.request.run.model_dump(mode="json", exclude_none=True, context=TRANSLATED)
+
+    def run_of(self, probe: Probe) -> tuple[RunSpec, Architecture]:
+        """The probe's run and its model's architecture, made once per probe: the patched
+        run is a new document and is validated; the baseline is the run itself."""
+        if probe.name not in self.runs:
+            if probe.change:
+                run = RunSpec.model_validate(apply(self.base, probe.change), context=TRANSLATED)
+                assert run.model is not None and run.model.layers is not None
+                assert run.model.input_shape is not None
+                arch = describe(run.model.input_shape, run.model.layers)
+            else:
+                assert self.ctx.arch is not None  # `_session` refuses a run without a model
+                run, arch = self.request.run, self.ctx.arch
+            self.runs[probe.name] = (run, arch)
+        return self.runs[probe.name]
 
     def measure(self, probe: Probe, seed: int, rung: int, steps: int, start: int) -> dict[str, Any]:
         """Train (or recall) one probe for one seed up to `start + steps` steps."""
         key = f"{probe.name}|{seed}|{rung}"
-        stored = self.store.probe_results(self.diagnosis_id).get(key)
+        stored = self.measured.get(key)
         if stored is not None:  # measured before a redelivery: reuse, never train twice
             self.done += 1
             return stored
@@ -127,8 +147,9 @@ class Session:
             raise Canceled
         self.progress(probe.name)
         weights = self.weights.get((probe.name, seed)) if start else None
+        run, arch = self.run_of(probe)
         result: TrainResult = train(
-            self.run_of(probe),
+            run,
             self.data_of.get(probe.name, self.data),
             steps if weights is not None else start + steps,
             seed,
@@ -139,6 +160,7 @@ class Session:
             start_step=start if weights is not None else 0,
             keep_weights=True,
             schedule_epoch_steps=self.epoch_steps,
+            arch=arch,
         )
         if result.stopped:
             raise Canceled
@@ -153,6 +175,7 @@ class Session:
             "non_finite": result.non_finite,
         }
         self.store.add_probe_result(self.diagnosis_id, key, doc)
+        self.measured[key] = doc
         self.done += 1
         return doc
 
@@ -161,10 +184,13 @@ def run_diagnosis(
     store: Store, diagnosis_id: str, settings: Settings, *, halving: bool = True
 ) -> None:
     doc = store.get_diagnosis(diagnosis_id)
-    if doc is None or doc["status"] not in ("queued", "running"):
+    if doc is None or doc.status not in ("queued", "running"):
         return  # deleted, canceled, or a redelivery of a finished task
     try:
-        request = DiagnosisRequest.model_validate(store.get_request(diagnosis_id))
+        # Stored as validated at POST, Keras JSON already translated to a layer list.
+        request = DiagnosisRequest.model_validate(
+            store.get_request(diagnosis_id), context=TRANSLATED
+        )
         session = _session(store, diagnosis_id, settings, request)
         session.halving = halving
     except (ValueError, OSError) as exc:  # pydantic's ValidationError is a ValueError
@@ -173,7 +199,8 @@ def run_diagnosis(
         return
     store.update_diagnosis(diagnosis_id, {"status": "running", "updated_at": _now()})
     try:
-        report = _probe(session, Report.model_validate(doc["report"]))
+        assert doc.report is not None  # every diagnosis is created with its static report
+        report = _probe(session, doc.report)
     except Canceled:
         return
     except SoftTimeLimitExceeded:
@@ -206,7 +233,9 @@ def _session(
     if run.model is None or run.model.layers is None or run.model.input_shape is None:
         raise ValueError("probes need run.model (Keras JSON or a layer list)")
     dataset_id = run.data.dataset_id if run.data else None
-    classes = (run.data.num_classes if run.data else None) or _output_units(run)
+    ctx = build_context(request, store.get_dataset(dataset_id) if dataset_id else None)
+    head = ctx.arch.output_units if ctx.arch and ctx.arch.output_units > 1 else None
+    classes = (run.data.num_classes if run.data else None) or head
     if dataset_id:
         from service.analysis.data import load_sample
 
@@ -233,28 +262,19 @@ def _session(
         diagnosis_id,
         settings,
         request,
+        ctx,
         data,
         seeds=request.probes.seeds or settings.probe_seeds,
         budget=request.probes.budget_seconds or settings.probe_budget_seconds_default,
         sample=sample,
+        # Read once: this session's own results are remembered as they are stored.
+        measured=store.probe_results(diagnosis_id),
     )
-
-
-def _output_units(run: RunSpec) -> int | None:
-    from service.analysis.report import architecture
-
-    arch = architecture(run)
-    return arch.output_units if arch and arch.output_units > 1 else None
 
 
 def _probe(s: Session, static: Report) -> Report:
     started = time.monotonic()
-    ctx = build_context(
-        s.request,
-        s.store.get_dataset(s.request.run.data.dataset_id)
-        if s.request.run.data and s.request.run.data.dataset_id
-        else None,
-    )
+    ctx = s.ctx
     has_sample = s.data.source == "sample"
     planned = plan(ctx, static)
     if s.sample is not None and any(p.name == LABEL_AUDIT for p in planned):
@@ -270,20 +290,21 @@ def _probe(s: Session, static: Report) -> Report:
     )
     if lr_test is not None:
         probes.append(lr_test)
-    # Probes of causes the static pass already suspects survive every rung: their effect may
-    # show late (a decay schedule acts in the run's second half), and the priors matter.
-    suspects = {c.id for c in static.causes if c.confidence >= PROTECT}
-    protected = {p.name for p in probes if p.tests in suspects}
+    protected = protect(probes, static)
     s0 = _first_rung_steps(s, len(probes), len(protected), time.monotonic() - started)
     # The longest probes (4·S0 steps) stand for the run's whole length: schedules in epochs
     # are scaled onto them ("halve every 10 epochs" of a 40-epoch run: every 1/4 of a probe).
     s.epoch_steps = max(1, 4 * s0 // (s.request.run.epochs or 20))
     s.eval_every = max(1, s0 // 5)
-    outcomes = _successive_halving(s, probes, s0, ctx.chance, protected)
-    # The user's own, full-length history outranks short probes: a run that trains
-    # convincingly is not made a problem by a change that trains it faster.
-    user_healthy = ctx.health >= 0.5
-    return _verdict(s, static, ctx.chance, outcomes, skipped, s0, user_healthy)
+    rungs = _successive_halving(s, probes, s0, ctx.chance, protected)
+    findings = weigh(rungs, ctx.chance, ctx.health)
+    combined = (
+        _outcome(s, Probe("combined", "", findings.combined), RUNGS, findings.baseline.steps, 0)
+        if findings.needs_combined_check
+        else None
+    )
+    setting = ProbeSetting(s.seeds, s.data.source, len(s.data.y_train), s.data.note, s0)
+    return conclude(static, findings, ctx.chance, combined, skipped, setting)
 
 
 def _audit_labels(s: Session, ctx: Context, static: Report) -> tuple[Context, Report, list[Probe]]:
@@ -313,37 +334,23 @@ def _lr_probe(s: Session, lr: float | None) -> Probe | None:
     """The LR range test's suggestion, as a probe of whichever LR cause it points to."""
     if lr is None:
         return None
-    sweep = lr_range_test(s.run_of(Probe("baseline", "", {})), s.data, seed=0)
-    suggested = float(sweep["suggested_lr"])
-    if not math.isfinite(suggested) or suggested <= 0 or 1 / 3 < suggested / lr < 3:
-        return None
-    cause = "learning_rate_too_high" if suggested < lr else "learning_rate_too_low"
-    return Probe(
-        "lr_range_suggested", cause, {"optimizer": {"learning_rate": float(f"{suggested:.2g}")}}
-    )
-
-
-def _survivors(n: int, protected: int) -> int:
-    """Probes (baseline included) that go on after a rung: the protected and the best third."""
-    return min(n, 1 + protected + max(1, math.ceil((n - 1 - protected) / KEEP)))
+    run, arch = s.run_of(Probe("baseline", "", {}))
+    sweep = lr_range_test(run, s.data, seed=0, arch=arch)
+    return lr_range_probe(lr, float(sweep["suggested_lr"]))
 
 
 def _first_rung_steps(s: Session, n: int, protected: int, spent: float) -> int:
     """Steps per probe in rung 0 (S0), sized so the whole plan fits the budget."""
     t0 = time.monotonic()
+    run, arch = s.run_of(Probe("baseline", "", {}))
     timing = train(
-        s.run_of(Probe("baseline", "", {})),
-        s.data,
-        20,
-        0,
-        eval_every=10,
-        param_budget=s.settings.param_budget,
+        run, s.data, 20, 0, eval_every=10, param_budget=s.settings.param_budget, arch=arch
     )
     per_step = max(timing.seconds / 20, 1e-4)
     overhead = max(0.0, (time.monotonic() - t0) - timing.seconds) + 0.3
     # Sized for successive halving in both modes, so that the reference mode (every probe at
     # full length) trains the same probe lengths, only more of them.
-    m = _survivors(n, protected)
+    m = survivors(n, protected)
     # In S0 units: rung 0 all n probes, rung 1 m of them, rung 2 m for 2·S0, combined 4·S0.
     units = n + m + 2 * m + 4
     trainings = s.seeds * (n + 2 * m + 1)
@@ -363,7 +370,7 @@ def _successive_halving(
     alive = list(probes)
     baseline = probes[0]
     start = 0
-    s.total = s.seeds * (len(probes) + 2 * _survivors(len(probes), len(protected)) + 1)
+    s.total = s.seeds * (len(probes) + 2 * survivors(len(probes), len(protected)) + 1)
     for rung in range(RUNGS):
         steps = s0 * (2 ** max(0, rung - 1))
         results = {p.name: _outcome(s, p, rung, steps, start) for p in alive}
@@ -371,160 +378,9 @@ def _successive_halving(
             rungs.setdefault(name, []).append(out)
         start += steps
         if s.halving:
-            alive = _keep(alive, results, baseline, protected, chance)
+            alive = keep(alive, results, baseline, protected, chance)
     return rungs
 
 
-def _keep(
-    alive: list[Probe],
-    results: dict[str, Outcome],
-    baseline: Probe,
-    protected: set[str],
-    chance: float | None,
-) -> list[Probe]:
-    def gain(p: Probe) -> float:
-        j = judge(results[baseline.name], results[p.name], chance)
-        return j.improvement if j.improvement is not None else -math.inf
-
-    others = sorted(
-        (p for p in alive if p is not baseline and p.name not in protected), key=gain, reverse=True
-    )
-    keep = max(1, math.ceil(len(others) / KEEP))
-    return [baseline, *(p for p in alive if p.name in protected), *others[:keep]]
-
-
 def _outcome(s: Session, probe: Probe, rung: int, steps: int, start: int) -> Outcome:
-    docs = [s.measure(probe, seed, rung, steps, start) for seed in range(s.seeds)]
-    return Outcome(
-        probe,
-        [_finite(d["train_loss"]) for d in docs],
-        [_finite(d["val_loss"]) for d in docs],
-        _mean_curve([d["curve"] for d in docs]),
-        docs[0]["device"],
-        docs[0]["steps"],
-    )
-
-
-def _finite(x: float | None) -> float | None:
-    return x if x is not None and math.isfinite(x) else None
-
-
-def _mean_curve(curves: list[list[float | None]]) -> list[float | None]:
-    out: list[float | None] = []
-    for points in zip(*curves, strict=False):
-        finite = [p for p in points if p is not None and math.isfinite(p)]
-        out.append(round(sum(finite) / len(finite), 5) if len(finite) == len(points) else None)
-    return out
-
-
-def _verdict(
-    s: Session,
-    static: Report,
-    chance: float | None,
-    rungs: dict[str, list[Outcome]],
-    skipped: list[Probe],
-    s0: int,
-    user_healthy: bool,
-) -> Report:
-    baselines = rungs["baseline"]
-    compared = {
-        name: (baselines[len(outs) - 1], outs[-1])
-        for name, outs in rungs.items()
-        if name != "baseline"
-    }
-    best = {
-        m: min(
-            (
-                v
-                for _, o in compared.values()
-                if o.probe.metric == m
-                for v in [o.mean(m)]
-                if v is not None
-            ),
-            default=None,
-        )
-        for m in ("train", "val")
-    }
-    judgements = [
-        judge(base, out, chance, best[out.probe.metric]) for base, out in compared.values()
-    ]
-    bad = reproduced(baselines[-1], chance) and not user_healthy
-    # A probe's curve runs across its rungs (each rung continued the last one's weights).
-    finals = {
-        name: replace(outs[-1], curve=[p for o in outs for p in o.curve])
-        for name, outs in rungs.items()
-    }
-    combined = combined_patch(judgements, finals)
-    runs = [_probe_run(o, s.seeds) for o in finals.values()]
-    verified = False
-    if combined and bad:
-        out = _outcome(s, Probe("combined", "", combined), RUNGS, baselines[-1].steps, 0)
-        runs.append(_probe_run(out, s.seeds))
-        verified = judge(baselines[-1], out, chance).confirmed
-    runs += [
-        ProbeRun(
-            name=p.name,
-            change=p.change,
-            status="not_applicable",
-            detail="needs your data sample: probes ran on stand-in data",
-        )
-        for p in skipped
-    ]
-    causes = revise(static, judgements, bad, compared, s.seeds)
-    if causes and verified and causes[0].probe and causes[0].probe.confirmed:
-        top = causes[0]
-        fix = top.fix.model_copy(
-            update={
-                "patch": combined,
-                "summary": top.fix.summary + " (verified together with the "
-                "other confirmed changes as one patch)",
-            }
-        )
-        causes[0] = top.model_copy(update={"fix": fix})
-    notes = [
-        *static.notes,
-        f"Probes: {len(runs)} configurations × {s.seeds} seeds on {s.data.source} "
-        f"({len(s.data.y_train)} training examples), {s0}–{4 * s0} steps each.",
-    ]
-    if s.data.note:
-        notes.append(s.data.note)
-    if not bad:
-        notes.append(
-            "Your run (or its replayed baseline) trains well, so probe improvements were not "
-            "taken as evidence of a fault."
-        )
-    summary = static.summary
-    confirmed = [c for c in causes if c.probe and c.probe.confirmed]
-    if confirmed:
-        c = confirmed[0]
-        assert c.probe is not None
-        summary += (
-            f" Probe {c.probe.name} confirmed {c.id.replace('_', ' ')}: loss "
-            f"{c.probe.baseline_loss} → {c.probe.probe_loss} ({s.seeds} seeds, spread "
-            f"{c.probe.spread})."
-        )
-    credible = any(c.confidence >= 0.5 for c in causes)
-    return static.model_copy(
-        update={
-            "causes": causes,
-            "probes": runs,
-            "notes": notes,
-            "summary": summary,
-            "verdict": "problem" if credible or static.verdict == "problem" else "healthy",
-        }
-    )
-
-
-def _probe_run(out: Outcome, seeds: int) -> ProbeRun:
-    return ProbeRun(
-        name=out.probe.name,
-        change=out.probe.change,
-        status="succeeded" if out.finite() else "failed",
-        device=out.device,
-        seeds=seeds,
-        steps=out.steps,
-        final_loss=out.mean(),
-        spread=out.spread(),
-        curve=out.curve,
-        detail=None if out.finite() else "loss became non-finite",
-    )
+    return outcome(probe, [s.measure(probe, seed, rung, steps, start) for seed in range(s.seeds)])

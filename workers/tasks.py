@@ -7,10 +7,9 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 
 from service.logging import request_id_var
-from service.queue import RUN_PROBES
 from service.settings import get_settings
 from service.store import open_store
-from workers.celery_app import app
+from workers.celery_app import RUN_PROBES, app
 from workers.observability import finished, observe_probes
 
 

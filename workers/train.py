@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from service.analysis.architecture import Architecture
 from service.schemas.run import RunSpec
 from workers.build import (
     SweepSchedule,
@@ -78,6 +79,7 @@ def train(
     keep_weights: bool = False,
     preprocess: bool = True,
     schedule_epoch_steps: int | None = None,
+    arch: Architecture | None = None,
 ) -> TrainResult:
     """Train `steps` optimizer steps of the run on `data`, recording every `eval_every` steps.
 
@@ -87,12 +89,13 @@ def train(
     effect); pass False for data that is already preprocessed. `should_stop` is called from
     Keras' callback thread every ~20 batches and at every window end.
     `schedule_epoch_steps` overrides how many steps make one of the run's epochs, so a short
-    probe can see the whole shape of the run's schedule.
+    probe can see the whole shape of the run's schedule. `arch`: the model's architecture
+    when the caller described it already (one `describe()` per model, not per training).
     """
     if steps < 1 or eval_every < 1:
         raise ValueError(f"steps ({steps}) and eval_every ({eval_every}) must be positive")
     started = time.perf_counter()
-    model, data, batch = _prepared(run, data, seed, param_budget, preprocess)
+    model, data, batch = _prepared(run, data, seed, param_budget, preprocess, arch)
     if initial_weights is not None:
         model.set_weights(initial_weights)
     extra = compile_model(
@@ -127,14 +130,19 @@ def train(
 
 
 def _prepared(
-    run: RunSpec, data: ProbeData, seed: int, param_budget: int, preprocess: bool
+    run: RunSpec,
+    data: ProbeData,
+    seed: int,
+    param_budget: int,
+    preprocess: bool,
+    arch: Architecture | None = None,
 ) -> tuple[keras.Model, ProbeData, int]:
     """(seeded model, preprocessed data, batch size clamped to the training set)."""
     keras.utils.set_random_seed(seed)  # dropout, augmentation and tf.data draw from it
     if preprocess:
         normalization = run.preprocessing.normalization if run.preprocessing else "unknown"
         data = apply_preprocessing(data, normalization)
-    model = build_model(run, data.num_classes, seed, param_budget)
+    model = build_model(run, data.num_classes, seed, param_budget, arch)
     adapt_normalization(model, data.x_train)
     batch = min(run.batch_size or DEFAULT_BATCH_SIZE, len(data.x_train))
     return model, data, batch
@@ -278,6 +286,7 @@ def lr_range_test(
     param_budget: int = 20_000_000,
     preprocess: bool = True,
     smoothing: float = 0.9,
+    arch: Architecture | None = None,
 ) -> dict[str, Any]:
     """Sweep the learning rate exponentially per step with the run's optimizer.
 
@@ -287,7 +296,7 @@ def lr_range_test(
     curve), or min_loss_lr / 10 when the curve is too short for a valley.
     """
     started = time.perf_counter()
-    model, data, batch = _prepared(run, data, seed, param_budget, preprocess)
+    model, data, batch = _prepared(run, data, seed, param_budget, preprocess, arch)
     loss, _ = make_loss(run, _units(model))
     optimizer = make_optimizer(run, SweepSchedule(lr_min, lr_max, steps))
     model.compile(optimizer=optimizer, loss=loss, jit_compile=JIT_COMPILE)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from service.analysis.opaque_shapes import opaque_shape
-from service.schemas.model import MODEL_INPUT, Initializer, Layer, Regularizer
+from service.schemas.layer import MODEL_INPUT, Initializer, Layer, Regularizer
 
 WEIGHTED = frozenset({"conv2d", "separable_conv2d", "depthwise_conv2d", "dense"})
 CONVS = frozenset({"conv2d", "separable_conv2d", "depthwise_conv2d"})

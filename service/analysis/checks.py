@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from service.analysis.evidence import Context
+from service.schemas.dataset import Dataset
 from service.schemas.report import DataCheck
 
 
-def data_checks(ctx: Context, dataset: dict[str, Any] | None) -> list[DataCheck]:
+def data_checks(ctx: Context, dataset: Dataset | None) -> list[DataCheck]:
     out: list[DataCheck] = []
     if ctx.input_range is not None:
         lo, hi = ctx.input_range
@@ -25,7 +26,7 @@ def data_checks(ctx: Context, dataset: dict[str, Any] | None) -> list[DataCheck]
         )
     if dataset is None:
         return out
-    stats = dataset["stats"]
+    stats = dataset.stats
     bad = stats["nan_count"] + stats["inf_count"]
     out.append(
         DataCheck(
@@ -70,7 +71,7 @@ def data_checks(ctx: Context, dataset: dict[str, Any] | None) -> list[DataCheck]
         )
     if ctx.arch is not None:
         shape = list(ctx.arch.input_shape)
-        given = dataset["input_shape"]
+        given = dataset.input_shape
         out.append(
             DataCheck(
                 id="input_shape",
@@ -78,7 +79,7 @@ def data_checks(ctx: Context, dataset: dict[str, Any] | None) -> list[DataCheck]
                 detail=f"sample examples are {given}; the model takes {shape}",
             )
         )
-    n = dataset["num_examples"]
+    n = dataset.num_examples
     conflicting = stats["conflicting_duplicates"]
     out.append(
         DataCheck(

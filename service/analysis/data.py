@@ -102,7 +102,7 @@ def num_classes_of(y: np.ndarray) -> int | None:
     """Classes the targets name: max id + 1, the columns of multi-hot rows, None for regression."""
     if is_labels(y):
         return int(y.max()) + 1
-    if y.ndim == 2:
+    if y.ndim == 2 and y.shape[1] > 1:  # one column is a regression target, not a class
         return int(y.shape[1])
     return None
 
@@ -128,6 +128,7 @@ def sample_stats(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         counts = {str(int(k)): int(c) for k, c in zip(labels, n, strict=True)}
     dup, conflicting = _duplicates(x, y)
     return {
+        "targets": _target_stats(y),
         "channels": {k: [_num(v) for v in vals] for k, vals in stats.items()},
         "nan_count": int(np.isnan(channels).sum()) if x.dtype.kind == "f" else 0,
         "inf_count": int(np.isinf(channels).sum()) if x.dtype.kind == "f" else 0,
@@ -135,6 +136,20 @@ def sample_stats(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         "duplicate_count": dup,
         "conflicting_duplicates": conflicting,
         "dtype": str(x.dtype),
+    }
+
+
+def _target_stats(y: np.ndarray) -> dict[str, float | None] | None:
+    """Range and moments of regression targets (one float per example); None for labels."""
+    if y.dtype.kind != "f" or y.size == 0 or not (y.ndim == 1 or y.shape[1:] == (1,)):
+        return None
+    t = y.astype(np.float64).ravel()
+    t = t[np.isfinite(t)]
+    if t.size == 0:
+        return None
+    return {
+        k: _num(f(t))
+        for k, f in (("min", np.min), ("max", np.max), ("mean", np.mean), ("std", np.std))
     }
 
 

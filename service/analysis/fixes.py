@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from service.schemas.model import Layer
+from service.schemas.layer import Layer
 from service.schemas.report import Fix
 from service.schemas.run import RunSpec
 

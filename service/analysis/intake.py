@@ -7,19 +7,15 @@ notes say what it costs the diagnosis.
 
 from __future__ import annotations
 
-from typing import Any
-
 from service.analysis.architecture import Architecture, ShapeUnknown, describe
 from service.analysis.optimizers import BANDS
 from service.schemas.diagnosis import DiagnosisRequest
-from service.schemas.model import Layer
+from service.schemas.layer import Layer
 
 _SHOWN = 5  # opaque layers named in a note; the rest are counted
 
 
-def intake_notes(
-    request: DiagnosisRequest, arch: Architecture | None, dataset: dict[str, Any] | None
-) -> list[str]:
+def intake_notes(request: DiagnosisRequest, arch: Architecture | None) -> list[str]:
     run, history = request.run, request.history
     notes = []
     layers = run.model.layers if run.model and run.model.layers else []

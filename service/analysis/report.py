@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 from service.analysis import curves
 from service.analysis.architecture import Architecture, ShapeUnknown, describe
@@ -13,6 +12,7 @@ from service.analysis.evidence import REGRESSION_HIGH, REGRESSION_LOSSES, Contex
 from service.analysis.intake import intake_notes
 from service.analysis.optimizers import read_lr
 from service.errors import InvalidRunSpec
+from service.schemas.dataset import Dataset
 from service.schemas.diagnosis import DiagnosisRequest
 from service.schemas.report import Cause, Report
 from service.schemas.run import RunSpec
@@ -22,7 +22,7 @@ from service.schemas.run import RunSpec
 CREDIBLE = 0.5
 
 
-def architecture(run: RunSpec, dataset: dict[str, Any] | None = None) -> Architecture | None:
+def architecture(run: RunSpec, dataset: Dataset | None = None) -> Architecture | None:
     """The model's architecture; None without a model or when its shapes cannot be followed."""
     if run.model is None or run.model.layers is None or run.model.input_shape is None:
         return None
@@ -34,33 +34,31 @@ def architecture(run: RunSpec, dataset: dict[str, Any] | None = None) -> Archite
         raise InvalidRunSpec(f"run.model cannot be built: {exc}") from exc
 
 
-def sized_input(shape: list[int | None], dataset: dict[str, Any] | None) -> list[int | None]:
+def sized_input(shape: list[int | None], dataset: Dataset | None) -> list[int | None]:
     """An input size the model leaves open (None) taken from the uploaded sample's shape."""
-    given = dataset.get("input_shape") if dataset else None
-    if None not in shape or not isinstance(given, list) or len(given) != len(shape):
+    given = dataset.input_shape if dataset else None
+    if None not in shape or given is None or len(given) != len(shape):
         return shape
     return [d if d is not None else int(g) for d, g in zip(shape, given, strict=True)]
 
 
-def num_classes(
-    run: RunSpec, dataset: dict[str, Any] | None, arch: Architecture | None
-) -> int | None:
+def num_classes(run: RunSpec, dataset: Dataset | None, arch: Architecture | None) -> int | None:
     if run.data and run.data.num_classes:
         return run.data.num_classes
-    if dataset and dataset.get("num_classes"):
-        return int(dataset["num_classes"])
+    if dataset and dataset.num_classes:
+        return dataset.num_classes
     if arch is not None and arch.output_units > 1:
         return arch.output_units
     return None
 
 
 def input_range(
-    run: RunSpec, dataset: dict[str, Any] | None, arch: Architecture | None
+    run: RunSpec, dataset: Dataset | None, arch: Architecture | None
 ) -> tuple[float, float] | None:
     """The range of what reaches the first layer: the sample's (or declared) range, rescaled."""
     lo = hi = None
     if dataset:
-        ch = dataset["stats"]["channels"]
+        ch = dataset.stats["channels"]
         mins = [v for v in ch["min"] if v is not None]
         maxs = [v for v in ch["max"] if v is not None]
         if mins and maxs:
@@ -77,7 +75,8 @@ def input_range(
     return float(lo), float(hi)
 
 
-def build_context(request: DiagnosisRequest, dataset: dict[str, Any] | None) -> Context:
+def build_context(request: DiagnosisRequest, dataset: Dataset | None) -> Context:
+    """Everything the causes are weighed on; the model is described here, once."""
     run = request.run
     arch = architecture(run, dataset)
     regression = run.loss is not None and run.loss.name in REGRESSION_LOSSES
@@ -87,7 +86,7 @@ def build_context(request: DiagnosisRequest, dataset: dict[str, Any] | None) -> 
     )
     chance = curves.chance_loss(run.loss.name if run.loss else None, classes)
     examples = (run.data.num_examples if run.data and run.data.num_examples else None) or (
-        dataset["num_examples"] if dataset else None
+        dataset.num_examples if dataset else None
     )
     ctx = Context(
         run=run,
@@ -96,11 +95,11 @@ def build_context(request: DiagnosisRequest, dataset: dict[str, Any] | None) -> 
         lr=read_lr(run.optimizer),
         num_classes=classes,
         chance=chance,
-        stats=dataset["stats"] if dataset else None,
+        stats=dataset.stats if dataset else None,
         input_range=input_range(run, dataset, arch),
         num_examples=examples,
         lr_history=tuple(request.history.learning_rate or ()),
-        targets=targets(run),
+        targets=targets(run, dataset),
     )
     if ctx.baseline is not None:  # a regression with known targets: read against Var(y)
         curve = curves.against_baseline(ctx.curve, request.history, ctx.baseline, REGRESSION_HIGH)
@@ -108,17 +107,25 @@ def build_context(request: DiagnosisRequest, dataset: dict[str, Any] | None) -> 
     return ctx
 
 
-def targets(run: RunSpec) -> Targets | None:
+def targets(run: RunSpec, dataset: Dataset | None) -> Targets | None:
+    """Regression targets' statistics: as the request states them, else from an uploaded y."""
     d = run.data
-    if d is None or all(
-        v is None for v in (d.target_min, d.target_max, d.target_mean, d.target_std)
+    if d is not None and any(
+        v is not None for v in (d.target_min, d.target_max, d.target_mean, d.target_std)
     ):
+        return Targets(d.target_min, d.target_max, d.target_mean, d.target_std)
+    found = dataset.stats.get("targets") if dataset else None
+    if not found:
         return None
-    return Targets(d.target_min, d.target_max, d.target_mean, d.target_std)
+    return Targets(found["min"], found["max"], found["mean"], found["std"])
 
 
-def static_report(request: DiagnosisRequest, dataset: dict[str, Any] | None) -> Report:
-    ctx = build_context(request, dataset)
+def static_report(request: DiagnosisRequest, dataset: Dataset | None) -> Report:
+    return report_of(request, build_context(request, dataset), dataset)
+
+
+def report_of(request: DiagnosisRequest, ctx: Context, dataset: Dataset | None) -> Report:
+    """The static report on a built context (which a caller may need for more checks)."""
     causes, oddities = settle(ctx, rank(ctx))
     credible = [c for c in causes if c.confidence >= CREDIBLE]
     return Report(
@@ -128,7 +135,7 @@ def static_report(request: DiagnosisRequest, dataset: dict[str, Any] | None) -> 
         symptoms=ctx.curve.symptoms,
         causes=causes,
         data_checks=data_checks(ctx, dataset),
-        notes=_notes(ctx, dataset) + oddities + intake_notes(request, ctx.arch, dataset),
+        notes=_notes(ctx, dataset) + oddities + intake_notes(request, ctx.arch),
     )
 
 
@@ -175,7 +182,7 @@ def _summary(ctx: Context, credible: list[Cause], causes: list[Cause]) -> str:
     return " ".join(parts)
 
 
-def _declared_classes(ctx: Context, dataset: dict[str, Any] | None) -> bool:
+def _declared_classes(ctx: Context, dataset: Dataset | None) -> bool:
     run = ctx.run
     return bool(
         (run.data and run.data.num_classes)
@@ -184,7 +191,7 @@ def _declared_classes(ctx: Context, dataset: dict[str, Any] | None) -> bool:
     )
 
 
-def _notes(ctx: Context, dataset: dict[str, Any] | None) -> list[str]:
+def _notes(ctx: Context, dataset: Dataset | None) -> list[str]:
     notes = []
     if ctx.num_classes and not _declared_classes(ctx, dataset):
         notes.append(

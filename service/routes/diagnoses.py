@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Body, Header, Query
-from fastapi.responses import Response
+from fastapi import APIRouter, BackgroundTasks, Body, Header, Query, Response
+from fastapi.responses import JSONResponse
 
-from service.analysis.report import architecture, static_report
-from service.deps import QueueDep, SettingsDep, StoreDep, TenantDep
+from service.analysis.architecture import Architecture
+from service.analysis.report import build_context, report_of, static_report
+from service.deps import DiagnosisDep, QueueDep, SettingsDep, StoreDep, TenantDep, owned
 from service.errors import (
     Conflict,
     InvalidRunSpec,
-    NotFound,
     PayloadTooLarge,
     ServiceUnavailable,
     TooManyRequests,
@@ -24,13 +23,18 @@ from service.examples import DIAGNOSIS_EXAMPLES
 from service.idempotency import idempotent
 from service.logging import current_request_id
 from service.queue import ProbeQueue
+from service.schemas.dataset import StoredDataset
 from service.schemas.diagnosis import (
     Diagnosis,
     DiagnosisPage,
     DiagnosisRequest,
     HistoryAppend,
+    Progress,
+    StoredDiagnosis,
+    public_json,
 )
 from service.schemas.history import History
+from service.schemas.model import TRANSLATED
 from service.settings import Settings
 from service.store import Store
 from service.webhooks import check_target, completion_event, deliver
@@ -40,27 +44,8 @@ router = APIRouter(prefix="/v1/diagnoses", tags=["diagnoses"])
 _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 
 
-def _json(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        json.dumps(doc), status_code=status, media_type="application/json", headers=headers
-    )
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-def public(doc: dict[str, Any]) -> dict[str, Any]:
-    """The resource as clients see it: internal fields (tenant, ...) start with "_"."""
-    return {k: v for k, v in doc.items() if not k.startswith("_")}
-
-
-def owned(store: Store, tenant: str, diagnosis_id: str) -> dict[str, Any]:
-    """The tenant's diagnosis; another tenant's answers 404, exactly like a missing one."""
-    doc = store.get_diagnosis(diagnosis_id)
-    if doc is None or doc.get("_tenant") != tenant:
-        raise NotFound(f"diagnosis {diagnosis_id!r} does not exist")
-    return doc
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 @router.post(
@@ -86,28 +71,31 @@ def create_diagnosis(
     settings: SettingsDep,
     queue: QueueDep,
     background: BackgroundTasks,
+    response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-) -> Response:
+) -> StoredDiagnosis:
     """Diagnose a run. Without probes the finished report comes back at once (201); with
     probes the static report comes back at once (202) and the probes fill it in.
     A retry with the same `Idempotency-Key` and body returns the original diagnosis (200)."""
-    # pydantic's own JSON writer: ~15× faster than dump + json.dumps; NaN is written as null,
-    # which the history schema reads back as NaN.
-    request_json = body.model_dump_json(exclude_none=True)
+    # Stored with the Keras JSON's translation (TRANSLATED), so the worker reads it back without
+    # translating again. pydantic's own JSON writer: NaN is written as null, which the history
+    # schema reads back as NaN.
+    request_json = body.model_dump_json(exclude_none=True, context=TRANSLATED)
     with idempotent(store, tenant, "diagnosis", idempotency_key, request_json.encode()) as claim:
         if claim.replay is not None:
-            doc = owned(store, tenant, claim.replay)
-            return _json(
-                public(doc),
-                200,
-                {"Location": f"/v1/diagnoses/{doc['id']}", "Idempotent-Replayed": "true"},
-            )
-        doc = _create(body, request_json, tenant, store, settings, queue)
-        claim.created = doc["id"]
-    if body.callback_url and doc["status"] == "succeeded":
-        background.add_task(deliver, body.callback_url, completion_event(doc), settings)
-    status = 202 if doc["status"] == "queued" else 201
-    return _json(public(doc), status, {"Location": f"/v1/diagnoses/{doc['id']}"})
+            diagnosis = owned(store.get_diagnosis(claim.replay), tenant, "diagnosis")
+            response.status_code = 200
+            response.headers["Location"] = f"/v1/diagnoses/{diagnosis.id}"
+            response.headers["Idempotent-Replayed"] = "true"
+            return diagnosis
+        diagnosis = _create(body, request_json, tenant, store, settings, queue)
+        claim.created = diagnosis.id
+    if body.callback_url and diagnosis.status == "succeeded":
+        event = completion_event(public_json(diagnosis))
+        background.add_task(deliver, body.callback_url, event, settings)
+    response.status_code = 202 if diagnosis.status == "queued" else 201
+    response.headers["Location"] = f"/v1/diagnoses/{diagnosis.id}"
+    return diagnosis
 
 
 def _create(
@@ -117,7 +105,7 @@ def _create(
     store: Store,
     settings: Settings,
     queue: ProbeQueue,
-) -> dict[str, Any]:
+) -> StoredDiagnosis:
     _check_points(body.history, settings)
     if body.callback_url:
         check_target(body.callback_url, settings)
@@ -126,34 +114,34 @@ def _create(
             f"{settings.max_active_per_tenant} diagnoses are already open or "
             "running for this tenant (LOSSDOCTOR_MAX_ACTIVE_PER_TENANT)"
         )
-    report = static_report(body, _referenced_dataset(body, tenant, store))
+    dataset = _referenced_dataset(body, tenant, store)
+    ctx = build_context(body, dataset)  # the model is described once, here
+    report = report_of(body, ctx, dataset)
     now = _now()
-    doc: dict[str, Any] = {
-        "id": "dg_" + secrets.token_hex(10),
-        "status": "succeeded",
-        "created_at": now,
-        "updated_at": now,
-        "progress": {"probes_done": 0, "probes_total": 0, "current_probe": None},
-        "report": report.model_dump(mode="json"),
-        "error": None,
-        "request_id": current_request_id(),
-        "_tenant": tenant,
-    }
-    if body.live:
-        doc["status"] = "running"  # open for epochs until closed
-        doc["_live"] = True
+    diagnosis = StoredDiagnosis(
+        id="dg_" + secrets.token_hex(10),
+        status="running" if body.live else "succeeded",  # live: open for epochs until closed
+        created_at=now,
+        updated_at=now,
+        progress=Progress(),
+        report=report,
+        error=None,
+        request_id=current_request_id(),
+        tenant=tenant,
+        live=body.live,
+    )
     if not body.probes.enabled:
-        store.create_diagnosis(doc, request_json)
-        return doc
-    _check_probe_limits(body, tenant, store, settings)
-    doc["status"] = "queued"
-    store.create_diagnosis(doc, request_json)
+        store.create_diagnosis(diagnosis, request_json)
+        return diagnosis
+    _check_probe_limits(body, ctx.arch, tenant, store, settings)
+    diagnosis.status = "queued"
+    store.create_diagnosis(diagnosis, request_json)
     try:
-        queue.enqueue(doc["id"])
+        queue.enqueue(diagnosis.id)
     except ServiceUnavailable:
-        store.delete_diagnosis(doc["id"])  # nothing half-accepted
+        store.delete_diagnosis(diagnosis.id)  # nothing half-accepted
         raise
-    return doc
+    return diagnosis
 
 
 def _check_points(history: History, settings: Settings) -> None:
@@ -166,7 +154,11 @@ def _check_points(history: History, settings: Settings) -> None:
 
 
 def _check_probe_limits(
-    body: DiagnosisRequest, tenant: str, store: Store, settings: Settings
+    body: DiagnosisRequest,
+    arch: Architecture | None,
+    tenant: str,
+    store: Store,
+    settings: Settings,
 ) -> None:
     """Refuse before anything is queued: budget ceiling, model size, concurrent diagnoses."""
     budget = body.probes.budget_seconds or settings.probe_budget_seconds_default
@@ -184,7 +176,6 @@ def _check_probe_limits(
         )
     if body.run.model is None:
         raise InvalidRunSpec("probes need run.model (Keras JSON or a layer list)")
-    arch = architecture(body.run)
     if arch is not None and arch.total_params > settings.param_budget:
         raise InvalidRunSpec(
             f"the model has {arch.total_params:,} parameters; probes train at most "
@@ -198,12 +189,12 @@ def _check_probe_limits(
         )
 
 
-def _referenced_dataset(body: DiagnosisRequest, tenant: str, store: Store) -> dict[str, Any] | None:
+def _referenced_dataset(body: DiagnosisRequest, tenant: str, store: Store) -> StoredDataset | None:
     dataset_id = body.run.data.dataset_id if body.run.data else None
     if dataset_id is None:
         return None
     dataset = store.get_dataset(dataset_id)
-    if dataset is None or dataset.get("_tenant") != tenant:
+    if dataset is None or dataset.tenant != tenant:
         raise InvalidRunSpec(
             f"run.data.dataset_id: dataset {dataset_id!r} does not exist; "
             "upload it with POST /v1/datasets"
@@ -221,40 +212,42 @@ def _referenced_dataset(body: DiagnosisRequest, tenant: str, store: Store) -> di
     },
 )
 def append_history(
-    diagnosis_id: str,
+    diagnosis: DiagnosisDep,
     append: HistoryAppend,
     tenant: TenantDep,
     store: StoreDep,
     settings: SettingsDep,
     background: BackgroundTasks,
-) -> Response:
+) -> StoredDiagnosis:
     """Feed a live diagnosis (created with `"live": true`) the epochs since the last call; the
     report is redone at once, so a NaN or a stall shows within one epoch. `close` ends it."""
-    doc = owned(store, tenant, diagnosis_id)
-    if not doc.get("_live") or doc["status"] != "running":
+    if not diagnosis.live or diagnosis.status != "running":
         raise Conflict(
-            f"diagnosis {diagnosis_id!r} is not open for epochs (status "
-            f'{doc["status"]}; create it with "live": true)'
+            f"diagnosis {diagnosis.id!r} is not open for epochs (status "
+            f'{diagnosis.status}; create it with "live": true)'
         )
-    stored = store.get_request(diagnosis_id)
+    stored = store.get_request(diagnosis.id)
     assert stored is not None
-    request = DiagnosisRequest.model_validate(stored)
+    request = DiagnosisRequest.model_validate(stored, context=TRANSLATED)
     if append.history is not None:
         request = request.model_copy(update={"history": request.history.extended(append.history)})
         _check_points(request.history, settings)
     report = static_report(request, _referenced_dataset(request, tenant, store))
-    store.update_request(diagnosis_id, request.model_dump_json(exclude_none=True))
+    store.update_request(
+        diagnosis.id, request.model_dump_json(exclude_none=True, context=TRANSLATED)
+    )
     updated = store.update_diagnosis(
-        diagnosis_id,
+        diagnosis.id,
         {
             "report": report.model_dump(mode="json"),
-            "updated_at": _now(),
+            "updated_at": _now().isoformat(),
             "status": "succeeded" if append.close else "running",
         },
     )
     if append.close and request.callback_url and updated:
-        background.add_task(deliver, request.callback_url, completion_event(updated), settings)
-    return _json(public(updated or doc))
+        event = completion_event(public_json(updated))
+        background.add_task(deliver, request.callback_url, event, settings)
+    return updated or diagnosis
 
 
 @router.get(
@@ -262,8 +255,8 @@ def append_history(
     response_model=Diagnosis,
     responses={404: {"description": "No such diagnosis.", **_PROBLEM}},
 )
-def read_diagnosis(diagnosis_id: str, tenant: TenantDep, store: StoreDep) -> Response:
-    return _json(public(owned(store, tenant, diagnosis_id)))
+def read_diagnosis(diagnosis: DiagnosisDep) -> StoredDiagnosis:
+    return diagnosis
 
 
 @router.get("", response_model=DiagnosisPage)
@@ -273,30 +266,28 @@ def list_diagnoses(
     settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-) -> Response:
+) -> DiagnosisPage:
     """Your diagnoses, newest first. Pass `next_cursor` back as `cursor` for the next page."""
     items, next_cursor = store.list_diagnoses(tenant, min(limit, settings.page_size_max), cursor)
-    return _json({"items": [public(d) for d in items], "next_cursor": next_cursor})
+    return DiagnosisPage(items=list[Diagnosis](items), next_cursor=next_cursor)
 
 
 @router.delete(
     "/{diagnosis_id}",
     status_code=204,
+    response_model=None,
     responses={
         202: {"model": Diagnosis, "description": "Was queued or running: now canceled."},
         404: {"description": "No such diagnosis.", **_PROBLEM},
     },
 )
-def delete_diagnosis(
-    diagnosis_id: str, tenant: TenantDep, store: StoreDep, queue: QueueDep
-) -> Response:
+def delete_diagnosis(diagnosis: DiagnosisDep, store: StoreDep, queue: QueueDep) -> Response:
     """Cancel a queued or running diagnosis (202); delete a finished one (204)."""
-    doc = owned(store, tenant, diagnosis_id)
-    if doc["status"] in ("queued", "running"):
+    if diagnosis.status in ("queued", "running"):
         canceled = store.update_diagnosis(
-            diagnosis_id, {"status": "canceled", "updated_at": _now()}
+            diagnosis.id, {"status": "canceled", "updated_at": _now().isoformat()}
         )
-        queue.revoke(diagnosis_id)
-        return _json(public(canceled or doc), 202)
-    store.delete_diagnosis(diagnosis_id)
+        queue.revoke(diagnosis.id)
+        return JSONResponse(public_json(canceled or diagnosis), status_code=202)
+    store.delete_diagnosis(diagnosis.id)
     return Response(status_code=204)

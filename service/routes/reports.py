@@ -18,9 +18,9 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
-from service.deps import StoreDep, TenantDep
-from service.errors import LossDoctorError
-from service.routes.diagnoses import owned
+from service.deps import StoreDep, TenantDep, owned
+from service.errors import FeatureNotInstalled
+from service.schemas.diagnosis import public_json
 
 router = APIRouter(prefix="/v1/diagnoses", tags=["reports"])
 
@@ -28,13 +28,6 @@ _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 
 # Okabe–Ito: distinguishable for colour-blind readers; the run's own curves come first.
 _COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000"]
-
-
-class NotImplementedProblem(LossDoctorError):
-    """A feature that needs an optional dependency which is not installed (501)."""
-
-    status = 501
-    title = "Not implemented"
 
 
 @dataclass
@@ -46,7 +39,9 @@ class Series:
 
 def _load(store: Any, tenant: str, diagnosis_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The tenant's diagnosis (another tenant's answers 404) and its stored request."""
-    doc = owned(store, tenant, diagnosis_id)
+    doc = public_json(
+        owned(store.get_diagnosis(diagnosis_id), tenant, f"diagnosis {diagnosis_id!r}")
+    )
     return doc, store.get_request(diagnosis_id) or {}
 
 
@@ -361,7 +356,7 @@ def render_png(series: list[Series]) -> bytes:
         matplotlib.use("Agg")
         from matplotlib.figure import Figure
     except ImportError as exc:
-        raise NotImplementedProblem(
+        raise FeatureNotInstalled(
             "PNG plots need matplotlib: pip install 'lossdoctor[plots]'; "
             "the report page (report.html) draws the same chart as SVG without it"
         ) from exc

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from service.schemas.history import History
 from service.schemas.report import Report
@@ -74,6 +74,24 @@ class Diagnosis(BaseModel):
     request_id: str | None = Field(
         default=None, description="X-Request-ID of the request that created it (in the logs)."
     )
+
+
+class StoredDiagnosis(Diagnosis):
+    """A diagnosis as the store keeps it: the public resource, plus who owns it and whether it
+    is open for epochs. Routes answer with `response_model=Diagnosis`, which leaves these out."""
+
+    # Stored before these were fields as "_tenant" / "_live": still read.
+    tenant: str = Field(validation_alias=AliasChoices("tenant", "_tenant"))
+    live: bool = Field(default=False, validation_alias=AliasChoices("live", "_live"))
+
+
+_PUBLIC = TypeAdapter(Diagnosis)
+
+
+def public_json(diagnosis: Diagnosis) -> dict[str, Any]:
+    """The resource as clients see it (a webhook's payload): the public fields only."""
+    doc: dict[str, Any] = _PUBLIC.dump_python(diagnosis, mode="json")
+    return doc
 
 
 class DiagnosisPage(BaseModel):

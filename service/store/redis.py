@@ -9,8 +9,17 @@ from typing import Any, TypeVar
 
 import redis
 
-from service.errors import InvalidRunSpec, ServiceUnavailable
-from service.store.base import IDEMPOTENCY_TTL, Doc, decode_cursor, encode_cursor, is_active
+from service.errors import InvalidCursor, ServiceUnavailable
+from service.schemas.dataset import StoredDataset
+from service.schemas.diagnosis import StoredDiagnosis
+from service.store.base import (
+    ACTIVE,
+    IDEMPOTENCY_TTL,
+    Doc,
+    decode_cursor,
+    encode_cursor,
+    is_active,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,15 +56,15 @@ class RedisStore:
         self.r.ping()
 
     @_available
-    def create_diagnosis(self, doc: Doc, request_json: str) -> None:
-        tenant = doc["_tenant"]
+    def create_diagnosis(self, diagnosis: StoredDiagnosis, request_json: str) -> None:
+        tenant, diagnosis_id = diagnosis.tenant, diagnosis.id
         pipe = self.r.pipeline(transaction=True)
-        pipe.set(f"ld:diag:{doc['id']}", json.dumps(doc))
-        pipe.set(f"ld:req:{doc['id']}", request_json)
+        pipe.set(f"ld:diag:{diagnosis_id}", diagnosis.model_dump_json())
+        pipe.set(f"ld:req:{diagnosis_id}", request_json)
         # A sequence number, not a clock: page boundaries need unique, ordered scores.
-        pipe.zadd(_index(tenant), {doc["id"]: self.r.incr("ld:seq")})
-        if is_active(doc):
-            pipe.sadd(_active(tenant), doc["id"])
+        pipe.zadd(_index(tenant), {diagnosis_id: self.r.incr("ld:seq")})
+        if diagnosis.status in ACTIVE:
+            pipe.sadd(_active(tenant), diagnosis_id)
         pipe.execute()
 
     @_available
@@ -63,9 +72,9 @@ class RedisStore:
         return int(self.r.scard(_active(tenant)))  # type: ignore[arg-type]
 
     @_available
-    def get_diagnosis(self, diagnosis_id: str) -> Doc | None:
+    def get_diagnosis(self, diagnosis_id: str) -> StoredDiagnosis | None:
         raw = self.r.get(f"ld:diag:{diagnosis_id}")
-        return json.loads(raw) if raw else None  # type: ignore[arg-type]
+        return StoredDiagnosis.model_validate_json(raw) if raw else None  # type: ignore[arg-type]
 
     @_available
     def get_request(self, diagnosis_id: str) -> Doc | None:
@@ -75,13 +84,13 @@ class RedisStore:
     @_available
     def list_diagnoses(
         self, tenant: str, limit: int, cursor: str | None
-    ) -> tuple[list[Doc], str | None]:
+    ) -> tuple[list[StoredDiagnosis], str | None]:
         high = "+inf"
         if cursor:
             try:
                 seq, _ = decode_cursor(cursor)
             except ValueError as exc:
-                raise InvalidRunSpec("the cursor is not one this service returned") from exc
+                raise InvalidCursor("the cursor is not one this service returned") from exc
             high = f"({int(seq)}"  # exclusive: scores are unique sequence numbers
         rows: list[tuple[bytes, float]] = self.r.zrevrangebyscore(  # type: ignore[assignment]
             _index(tenant), high, "-inf", start=0, num=limit + 1, withscores=True
@@ -94,7 +103,7 @@ class RedisStore:
             if rows
             else []
         )
-        docs = [json.loads(raw) for raw in raws if raw]
+        docs = [StoredDiagnosis.model_validate_json(raw) for raw in raws if raw]
         last = rows[-1] if rows else None
         next_cursor = encode_cursor(int(last[1]), last[0].decode()) if more and last else None
         return docs, next_cursor
@@ -104,7 +113,7 @@ class RedisStore:
         self.r.set(f"ld:req:{diagnosis_id}", request_json, xx=True)
 
     @_available
-    def update_diagnosis(self, diagnosis_id: str, changes: Doc) -> Doc | None:
+    def update_diagnosis(self, diagnosis_id: str, changes: Doc) -> StoredDiagnosis | None:
         key = f"ld:diag:{diagnosis_id}"
         with self.r.pipeline() as pipe:
             while True:
@@ -116,12 +125,13 @@ class RedisStore:
                         pipe.unwatch()
                         return None
                     doc = json.loads(raw) | changes  # type: ignore[arg-type]
+                    updated = StoredDiagnosis.model_validate(doc)
                     pipe.multi()
                     pipe.set(key, json.dumps(doc))
                     if not is_active(doc):
-                        pipe.srem(_active(doc["_tenant"]), diagnosis_id)
+                        pipe.srem(_active(updated.tenant), diagnosis_id)
                     pipe.execute()
-                    return doc  # type: ignore[no-any-return]
+                    return updated
                 except redis.WatchError:
                     continue
 
@@ -134,8 +144,8 @@ class RedisStore:
         pipe.delete(
             f"ld:diag:{diagnosis_id}", f"ld:req:{diagnosis_id}", f"ld:probes:{diagnosis_id}"
         )
-        pipe.zrem(_index(doc["_tenant"]), diagnosis_id)
-        pipe.srem(_active(doc["_tenant"]), diagnosis_id)
+        pipe.zrem(_index(doc.tenant), diagnosis_id)
+        pipe.srem(_active(doc.tenant), diagnosis_id)
         deleted = pipe.execute()[0]
         return bool(deleted)
 
@@ -173,16 +183,16 @@ class RedisStore:
         return {k.decode(): json.loads(v) for k, v in raw.items()}  # type: ignore[union-attr]
 
     @_available
-    def put_dataset(self, meta: Doc, blob: bytes) -> None:
+    def put_dataset(self, dataset: StoredDataset, blob: bytes) -> None:
         pipe = self.r.pipeline(transaction=True)
-        pipe.set(f"ld:dsblob:{meta['id']}", blob)
-        pipe.set(f"ld:ds:{meta['id']}", json.dumps(meta))
+        pipe.set(f"ld:dsblob:{dataset.id}", blob)
+        pipe.set(f"ld:ds:{dataset.id}", dataset.model_dump_json())
         pipe.execute()
 
     @_available
-    def get_dataset(self, dataset_id: str) -> Doc | None:
+    def get_dataset(self, dataset_id: str) -> StoredDataset | None:
         raw = self.r.get(f"ld:ds:{dataset_id}")
-        return json.loads(raw) if raw else None  # type: ignore[arg-type]
+        return StoredDataset.model_validate_json(raw) if raw else None  # type: ignore[arg-type]
 
     @_available
     def get_dataset_blob(self, dataset_id: str) -> bytes | None:

@@ -8,8 +8,10 @@ import threading
 import time
 from pathlib import Path
 
-from service.errors import InvalidRunSpec
-from service.store.base import IDEMPOTENCY_TTL, Doc, decode_cursor, encode_cursor, is_active
+from service.errors import InvalidCursor
+from service.schemas.dataset import StoredDataset
+from service.schemas.diagnosis import StoredDiagnosis
+from service.store.base import ACTIVE, IDEMPOTENCY_TTL, Doc, decode_cursor, encode_cursor, is_active
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS diagnoses (
@@ -49,11 +51,18 @@ class SQLiteStore:
     def ping(self) -> None:
         self._db().execute("SELECT 1")
 
-    def create_diagnosis(self, doc: Doc, request_json: str) -> None:
+    def create_diagnosis(self, diagnosis: StoredDiagnosis, request_json: str) -> None:
         self._db().execute(
             "INSERT INTO diagnoses (id, tenant, seq, active, doc, request) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            (doc["id"], doc["_tenant"], time.time(), is_active(doc), json.dumps(doc), request_json),
+            (
+                diagnosis.id,
+                diagnosis.tenant,
+                time.time(),
+                diagnosis.status in ACTIVE,
+                diagnosis.model_dump_json(),
+                request_json,
+            ),
         )
 
     def count_active(self, tenant: str) -> int:
@@ -64,11 +73,11 @@ class SQLiteStore:
         )
         return int(row[0])
 
-    def get_diagnosis(self, diagnosis_id: str) -> Doc | None:
+    def get_diagnosis(self, diagnosis_id: str) -> StoredDiagnosis | None:
         row = (
             self._db().execute("SELECT doc FROM diagnoses WHERE id = ?", (diagnosis_id,)).fetchone()
         )
-        return json.loads(row[0]) if row else None
+        return StoredDiagnosis.model_validate_json(row[0]) if row else None
 
     def get_request(self, diagnosis_id: str) -> Doc | None:
         row = (
@@ -80,14 +89,14 @@ class SQLiteStore:
 
     def list_diagnoses(
         self, tenant: str, limit: int, cursor: str | None
-    ) -> tuple[list[Doc], str | None]:
+    ) -> tuple[list[StoredDiagnosis], str | None]:
         # `where` is one of two fixed strings; every value goes in as a parameter.
         where, args = "tenant = ?", list[object]([tenant])
         if cursor:
             try:
                 seq, after_id = decode_cursor(cursor)
             except ValueError as exc:
-                raise InvalidRunSpec("the cursor is not one this service returned") from exc
+                raise InvalidCursor("the cursor is not one this service returned") from exc
             where, args = "tenant = ? AND (seq, id) < (?, ?)", [tenant, seq, after_id]
         rows = (
             self._db()
@@ -101,14 +110,14 @@ class SQLiteStore:
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1][1], rows[-1][0]) if more and rows else None
-        return [json.loads(r[2]) for r in rows], next_cursor
+        return [StoredDiagnosis.model_validate_json(r[2]) for r in rows], next_cursor
 
     def update_request(self, diagnosis_id: str, request_json: str) -> None:
         self._db().execute(
             "UPDATE diagnoses SET request = ? WHERE id = ?", (request_json, diagnosis_id)
         )
 
-    def update_diagnosis(self, diagnosis_id: str, changes: Doc) -> Doc | None:
+    def update_diagnosis(self, diagnosis_id: str, changes: Doc) -> StoredDiagnosis | None:
         db = self._db()
         # BEGIN IMMEDIATE takes the write lock first, so a concurrent worker cannot interleave.
         db.execute("BEGIN IMMEDIATE")
@@ -123,7 +132,7 @@ class SQLiteStore:
                 (json.dumps(doc), is_active(doc), diagnosis_id),
             )
             db.execute("COMMIT")
-            return doc
+            return StoredDiagnosis.model_validate(doc)
         except BaseException:
             db.execute("ROLLBACK")
             raise
@@ -174,18 +183,18 @@ class SQLiteStore:
                 "UPDATE idempotency SET resource_id = ? WHERE scope = ?", (resource_id, scope)
             )
 
-    def put_dataset(self, meta: Doc, blob: bytes) -> None:
-        target = self.blob_dir / f"{meta['id']}.npz"
+    def put_dataset(self, dataset: StoredDataset, blob: bytes) -> None:
+        target = self.blob_dir / f"{dataset.id}.npz"
         partial = target.with_suffix(".part")
         partial.write_bytes(blob)
         partial.replace(target)  # atomic: a reader never sees half a file
         self._db().execute(
-            "INSERT INTO datasets (id, meta) VALUES (?, ?)", (meta["id"], json.dumps(meta))
+            "INSERT INTO datasets (id, meta) VALUES (?, ?)", (dataset.id, dataset.model_dump_json())
         )
 
-    def get_dataset(self, dataset_id: str) -> Doc | None:
+    def get_dataset(self, dataset_id: str) -> StoredDataset | None:
         row = self._db().execute("SELECT meta FROM datasets WHERE id = ?", (dataset_id,)).fetchone()
-        return json.loads(row[0]) if row else None
+        return StoredDataset.model_validate_json(row[0]) if row else None
 
     def get_dataset_blob(self, dataset_id: str) -> bytes | None:
         if self.get_dataset(dataset_id) is None:

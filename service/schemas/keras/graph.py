@@ -22,7 +22,7 @@ from service.schemas.keras.gate import (
     load,
 )
 from service.schemas.keras.layers import MAX_DIM, is_int, is_number, read_layer
-from service.schemas.model import MODEL_INPUT, Layer
+from service.schemas.layer import MODEL_INPUT, Layer
 
 Shape = list[int | None]
 

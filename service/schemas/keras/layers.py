@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from service.schemas.model import ACTIVATIONS, Initializer, Layer, LayerType, Regularizer
+from service.schemas.layer import ACTIVATIONS, Initializer, Layer, LayerType, Regularizer
 
 MAX_UNITS = 1_000_000
 MAX_KERNEL = 10_000

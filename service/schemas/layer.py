@@ -1,0 +1,190 @@
+"""One layer of a model as the contract states it: type, settings, initializers, regularizers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# The name by which `Layer.inputs` refers to the model's input (no layer may use it).
+MODEL_INPUT = "input"
+
+# Built-in Keras activations by name: what the Keras JSON reader accepts and the worker builds.
+ACTIVATIONS = frozenset(
+    {
+        "celu",
+        "elu",
+        "exponential",
+        "gelu",
+        "glu",
+        "hard_shrink",
+        "hard_sigmoid",
+        "hard_silu",
+        "hard_swish",
+        "hard_tanh",
+        "leaky_relu",
+        "linear",
+        "log_sigmoid",
+        "log_softmax",
+        "mish",
+        "relu",
+        "relu6",
+        "selu",
+        "sigmoid",
+        "silu",
+        "soft_shrink",
+        "softmax",
+        "softplus",
+        "softsign",
+        "sparse_plus",
+        "sparse_sigmoid",
+        "sparsemax",
+        "squareplus",
+        "swish",
+        "tanh",
+        "tanh_shrink",
+        "threshold",
+    }
+)
+
+LayerType = Literal[
+    "conv2d",
+    "separable_conv2d",
+    "depthwise_conv2d",
+    "dense",
+    "max_pooling2d",
+    "average_pooling2d",
+    "global_average_pooling2d",
+    "global_max_pooling2d",
+    "flatten",
+    "dropout",
+    "spatial_dropout2d",
+    "batch_normalization",
+    "layer_normalization",
+    "activation",
+    "relu",
+    "leaky_relu",
+    "softmax",
+    "rescaling",
+    "normalization",
+    "reshape",
+    "zero_padding2d",
+    "add",
+    "multiply",
+    "concatenate",
+    "group_normalization",
+    "prelu",
+    "layer_scale",
+    "random_flip",
+    "random_rotation",
+    "random_translation",
+    "opaque",
+]
+
+
+class Initializer(BaseModel):
+    """A weight initializer by Keras name (snake_case) and its arguments."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(examples=["he_normal", "random_normal"])
+    mean: float | None = None
+    stddev: float | None = Field(default=None, ge=0)
+    minval: float | None = None
+    maxval: float | None = None
+    value: float | None = None
+    scale: float | None = Field(default=None, ge=0)
+    mode: Literal["fan_in", "fan_out", "fan_avg"] | None = None
+    distribution: Literal["truncated_normal", "untruncated_normal", "normal", "uniform"] | None = (
+        None
+    )
+    gain: float | None = None
+
+
+class Regularizer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    l1: float = Field(default=0.0, ge=0)
+    l2: float = Field(default=0.0, ge=0)
+    orthogonal: float = Field(
+        default=0.0, ge=0, description="Keras OrthogonalRegularizer factor (not weighed yet)."
+    )
+    mode: Literal["rows", "columns"] | None = Field(
+        default=None, description="OrthogonalRegularizer mode (Keras' default: rows)."
+    )
+
+
+IntOrPair = int | tuple[int, int]
+# A shape-related Keras setting kept on an opaque node: a number, a word or nested int lists.
+ShapeArg = int | float | str | bool | list[int | list[int] | None] | None
+
+
+class Layer(BaseModel):
+    """One layer. `inputs` names earlier layers; absent means "the previous layer"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: LayerType
+    name: str | None = Field(default=None, max_length=200)
+    inputs: list[str] | None = Field(default=None, max_length=16)
+    filters: int | None = Field(default=None, ge=1, le=1_000_000)
+    units: int | None = Field(default=None, ge=1, le=10_000_000)
+    kernel_size: IntOrPair | None = None
+    strides: IntOrPair | None = None
+    pool_size: IntOrPair | None = None
+    padding: (
+        Literal["valid", "same"] | IntOrPair | tuple[tuple[int, int], tuple[int, int]] | None
+    ) = None
+    depth_multiplier: int | None = Field(default=None, ge=1, le=1024)
+    activation: str | None = Field(default=None, max_length=64)
+    use_bias: bool | None = None
+    kernel_initializer: str | Initializer | None = None
+    depthwise_initializer: str | Initializer | None = None
+    pointwise_initializer: str | Initializer | None = None
+    kernel_regularizer: Regularizer | None = None
+    depthwise_regularizer: Regularizer | None = None
+    pointwise_regularizer: Regularizer | None = None
+    bias_regularizer: Regularizer | None = None
+    rate: float | None = Field(default=None, ge=0, lt=1)
+    scale: float | None = None
+    offset: float | None = None
+    mean: float | list[float] | None = None
+    variance: float | list[float] | None = None
+    target_shape: list[int] | None = Field(default=None, max_length=8)
+    axis: int | None = None
+    negative_slope: float | None = None
+    factor: float | tuple[float, float] | None = None
+    height_factor: float | tuple[float, float] | None = None
+    width_factor: float | tuple[float, float] | None = None
+    mode: str | None = Field(default=None, max_length=64)
+    # Added for Keras configs whose shapes/params depend on them (all default to Keras defaults).
+    dilation_rate: IntOrPair | None = None
+    groups: int | None = Field(default=None, ge=1, le=100_000)
+    keepdims: bool | None = None
+    max_value: float | None = None
+    threshold: float | None = Field(default=None, description="ReLU: values below it are cut.")
+    init_value: float | None = Field(
+        default=None, description="LayerScale (ConvNeXt): the per-channel scale's initial value."
+    )
+    shared_axes: list[int] | None = Field(
+        default=None, max_length=4, description="PReLU: axes sharing one slope."
+    )
+    center: bool | None = Field(default=None, description="BatchNorm/LayerNorm `center` (beta)")
+    learn_scale: bool | None = Field(
+        default=None,
+        description="BatchNorm/LayerNorm `scale` (gamma); renamed as `scale` is Rescaling's factor",
+    )
+    # An "opaque" node: a Keras layer (or keras.ops call) kept in the graph but not modelled.
+    keras_class: str | None = Field(default=None, max_length=100)
+    opaque_reason: str | None = Field(default=None, max_length=300)
+    output_shape: list[Annotated[int, Field(ge=1)] | None] | None = Field(
+        default=None, max_length=8, description="Opaque node: its output shape, when recorded."
+    )
+    same_shape: bool | None = Field(
+        default=None, description="Opaque node: its output has its input's shape."
+    )
+    keras_config: dict[str, ShapeArg] | None = Field(
+        default=None,
+        max_length=32,
+        description="Opaque node: the shape-related settings of its Keras config.",
+    )

@@ -1,0 +1,159 @@
+"""The probes' verdict in the analysis core: survivors, curves, judging and the final report,
+all on measured losses, without TensorFlow."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from service.analysis.probes import Outcome, Probe
+from service.analysis.report import CREDIBLE, static_report
+from service.analysis.verdict import (
+    PROTECT,
+    TRAINS_WELL,
+    ProbeSetting,
+    conclude,
+    keep,
+    lr_range_probe,
+    mean_curve,
+    outcome,
+    protect,
+    survivors,
+    weigh,
+)
+from service.schemas.diagnosis import DiagnosisRequest
+from service.schemas.report import Report
+from tests.runs import LN10, body, cnn, healthy_curve, run, stuck_curve
+
+BASELINE = Probe("baseline", "", {})
+HE = Probe("he", "poor_weight_initialization", {"model": {"x": 1}})
+LR = Probe("lr_x0.1", "learning_rate_too_high", {"optimizer": {"learning_rate": 0.001}})
+WIDE = Probe("width_x2", "insufficient_capacity", {"model": {"w": 2}})
+SETTING = ProbeSetting(2, "sample", 512, None, 40)
+
+
+def _out(probe: Probe, losses: list[float | None], curve: list[float | None]) -> Outcome:
+    return Outcome(probe, losses, [], curve, "CPU:0", 40)
+
+
+def _stuck_static() -> Report:
+    request = DiagnosisRequest.model_validate(
+        body(run(model=cnn(init={"name": "random_normal", "stddev": 1.0})), stuck_curve(first=40))
+    )
+    return static_report(request, None)
+
+
+def test_after_a_rung_the_baseline_the_protected_and_the_best_third_go_on() -> None:
+    assert survivors(10, 0) == 1 + 3  # baseline + ceil(9 / 3)
+    assert survivors(10, 2) == 1 + 2 + 3  # baseline + protected + ceil(7 / 3)
+    assert survivors(2, 5) == 2  # never more than there are
+    results = {
+        "baseline": _out(BASELINE, [2.3, 2.3], []),
+        "he": _out(HE, [0.6, 0.62], []),
+        "lr_x0.1": _out(LR, [2.2, 2.25], []),
+        "width_x2": _out(WIDE, [2.4, 2.4], []),
+    }
+    kept = keep([BASELINE, HE, LR, WIDE], results, BASELINE, {"width_x2"}, LN10)
+    assert [p.name for p in kept] == ["baseline", "width_x2", "he"]
+
+
+def test_mean_curve_averages_seeds_and_leaves_a_gap_where_any_seed_is_non_finite() -> None:
+    assert mean_curve([[1.0, 2.0, 3.0], [3.0, None, math.inf]]) == [2.0, None, None]
+
+
+def test_an_outcome_is_read_from_stored_measurements_one_per_seed() -> None:
+    measured: list[dict[str, Any]] = [
+        {"train_loss": 0.5, "val_loss": 0.7, "curve": [1.0, 0.5], "device": "GPU:0", "steps": 80},
+        {
+            "train_loss": math.nan,
+            "val_loss": None,
+            "curve": [1.2, None],
+            "device": "GPU:0",
+            "steps": 80,
+        },
+    ]
+    out = outcome(HE, measured)
+    assert out.losses == [0.5, None] and out.val_losses == [0.7, None]
+    assert out.curve == [1.1, None] and out.device == "GPU:0" and out.steps == 80
+
+
+def test_a_probe_is_judged_against_the_baseline_of_its_own_last_rung() -> None:
+    rungs = {
+        "baseline": [_out(BASELINE, [2.3, 2.3], [2.3]), _out(BASELINE, [2.2, 2.2], [2.2])],
+        "he": [_out(HE, [1.0, 1.0], [1.0]), _out(HE, [0.4, 0.42], [0.4])],
+        "lr_x0.1": [_out(LR, [2.25, 2.3], [2.3])],  # dropped after rung 0
+    }
+    findings = weigh(rungs, LN10, health=0.0)
+    base_of = {name: pair[0] for name, pair in findings.compared.items()}
+    assert base_of["he"] is rungs["baseline"][1] and base_of["lr_x0.1"] is rungs["baseline"][0]
+    assert findings.finals["he"].curve == [1.0, 0.4]  # its curve runs across its rungs
+    assert findings.bad and findings.combined == {"model": {"x": 1}}
+    assert findings.needs_combined_check
+
+
+def test_a_user_run_that_trains_well_outranks_short_probes() -> None:
+    rungs = {
+        "baseline": [_out(BASELINE, [2.3, 2.3], [2.3])],
+        "he": [_out(HE, [0.4, 0.42], [0.4])],
+    }
+    findings = weigh(rungs, LN10, health=TRAINS_WELL)
+    assert not findings.bad and not findings.needs_combined_check
+
+
+def test_a_verified_combined_patch_becomes_the_top_fix_and_the_verdict_is_problem() -> None:
+    static = _stuck_static()
+    rungs = {
+        "baseline": [_out(BASELINE, [2.3, 2.3], [2.3])],
+        "he": [_out(HE, [0.4, 0.42], [0.4])],
+        "lr_x0.1": [_out(LR, [2.3, 2.31], [2.3])],
+    }
+    findings = weigh(rungs, LN10, health=0.0)
+    combined = _out(Probe("combined", "", findings.combined), [0.3, 0.31], [0.3])
+    skipped = [Probe("rescale", "unnormalized_inputs", {}, needs_sample=True)]
+    report = conclude(static, findings, LN10, combined, skipped, SETTING)
+    top = report.causes[0]
+    assert top.id == "poor_weight_initialization" and top.confidence >= CREDIBLE
+    assert top.fix.patch == {"model": {"x": 1}} and "verified together" in top.fix.summary
+    assert report.verdict == "problem"
+    assert [p.name for p in report.probes] == ["baseline", "he", "lr_x0.1", "combined", "rescale"]
+    assert report.probes[-1].status == "not_applicable"
+    assert "confirmed poor weight initialization" in report.summary
+    assert (
+        "Probes: 5 configurations × 2 seeds on sample (512 training examples), 40–160"
+        in (report.notes[-1])
+    )
+
+
+def test_probes_on_a_healthy_run_leave_it_healthy() -> None:
+    request = DiagnosisRequest.model_validate(body(run(model=cnn()), healthy_curve()))
+    static = static_report(request, None)
+    assert static.verdict == "healthy"
+    rungs = {
+        "baseline": [_out(BASELINE, [0.15, 0.15], [0.15])],
+        "lr_x0.1": [_out(LR, [0.14, 0.15], [0.14])],
+    }
+    findings = weigh(rungs, LN10, health=0.9)
+    report = conclude(static, findings, LN10, None, [], SETTING)
+    assert report.verdict == "healthy"
+    assert all(c.confidence < CREDIBLE for c in report.causes)
+    assert any("trains well" in note for note in report.notes)
+    assert report.probes[1].status == "succeeded" and report.probes[1].seeds == 2
+
+
+def test_probes_of_causes_the_static_pass_suspects_are_protected() -> None:
+    static = _stuck_static()
+    suspected = {c.id for c in static.causes if c.confidence >= PROTECT}
+    assert "poor_weight_initialization" in suspected
+    protected = protect([BASELINE, HE, LR, WIDE], static)
+    assert "he" in protected and "baseline" not in protected
+    assert protected == {p.name for p in (HE, LR, WIDE) if p.tests in suspected}
+
+
+def test_the_lr_range_test_suggests_a_probe_only_beyond_3x_of_the_runs_rate() -> None:
+    lower = lr_range_probe(0.1, 0.0123)
+    assert lower is not None and lower.tests == "learning_rate_too_high"
+    assert lower.change == {"optimizer": {"learning_rate": 0.012}}
+    higher = lr_range_probe(0.001, 0.05)
+    assert higher is not None and higher.tests == "learning_rate_too_low"
+    assert lr_range_probe(0.01, 0.02) is None  # within 3×: the run's own rate is fine
+    assert lr_range_probe(0.01, math.nan) is None
