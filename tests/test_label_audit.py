@@ -95,19 +95,20 @@ def test_the_plans_audit_step_reports_the_audit_and_retrains_without_the_suspect
     }
     request = DiagnosisRequest.model_validate(body)
     settings = Settings(data_dir=tmp_path)
+    static_ctx = build_context(request, None)
     session = Session(
         open_store(settings),
         "dg_test",
         settings,
         request,
+        static_ctx,
         from_sample(x, noisy),
-        1,
-        30.0,
+        seeds=1,
+        budget=30.0,
+        measured={},
         sample=(x, noisy),
     )
-    ctx, report, planned = _audit_labels(
-        session, build_context(request, None), static_report(request, None)
-    )
+    ctx, report, planned = _audit_labels(session, static_ctx, static_report(request, None))
     assert report.label_audit is not None and ctx.label_audit is report.label_audit
     assert report.causes[0].id == "noisy_labels"
     assert any(p.name == CLEAN_LABELS and p.tests == "noisy_labels" for p in planned)

@@ -147,10 +147,8 @@ def _target_stats(y: np.ndarray) -> dict[str, float | None] | None:
     t = t[np.isfinite(t)]
     if t.size == 0:
         return None
-    return {
-        k: _num(f(t))
-        for k, f in (("min", np.min), ("max", np.max), ("mean", np.mean), ("std", np.std))
-    }
+    moments = {"min": t.min(), "max": t.max(), "mean": t.mean(), "std": t.std()}
+    return {k: _num(float(v)) for k, v in moments.items()}
 
 
 def _num(v: float) -> float | None:
