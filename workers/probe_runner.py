@@ -25,7 +25,6 @@ from service.schemas.report import ProbeRun, Report
 from service.schemas.run import RunSpec
 from service.settings import Settings
 from service.store import Store
-from service.webhooks import completion_event, deliver
 from workers.data import ProbeData, from_sample, stand_in
 from workers.train import TrainResult, lr_range_test, train
 
@@ -45,11 +44,13 @@ def _now() -> str:
 
 
 def finish(store: Store, diagnosis_id: str, changes: dict[str, Any], settings: Settings) -> None:
-    """Write the outcome, then tell the caller's callback_url, if it gave one."""
+    """Write the outcome, then queue the webhook to the caller's callback_url, if it gave one."""
     doc = store.update_diagnosis(diagnosis_id, changes | {"updated_at": _now()})
     request = store.get_request(diagnosis_id) or {}
     if doc is not None and request.get("callback_url"):
-        deliver(request["callback_url"], completion_event(doc), settings)
+        from workers.tasks import deliver_webhook  # the task module imports this one
+
+        deliver_webhook.delay(diagnosis_id)
 
 
 def fail(store: Store, diagnosis_id: str, reason: str, settings: Settings) -> None:

@@ -6,18 +6,26 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 
+from service.errors import ServiceUnavailable
 from service.logging import request_id_var
 from service.queue import RUN_PROBES
 from service.settings import get_settings
 from service.store import open_store
-from workers.celery_app import app
+from service.webhooks import backoff, completion_event, deliver
+from workers.celery_app import DELIVER_WEBHOOK, app
 from workers.observability import finished, observe_probes
 
 
 @app.task(name=RUN_PROBES, bind=True)
 def run_probes(self: Any, diagnosis_id: str) -> None:
     """Run a diagnosis' probe plan; safe to run twice (finished probes are not re-run)."""
-    from workers.probe_runner import fail, run_diagnosis  # TensorFlow loads here, in the child
+    try:
+        from workers.probe_runner import fail, run_diagnosis  # TensorFlow loads here, in the child
+    except ImportError as exc:  # a worker without the [worker] extra only delivers webhooks
+        open_store(get_settings()).update_diagnosis(
+            diagnosis_id, {"status": "failed", "error": f"this worker cannot run probes: {exc}"}
+        )
+        return
 
     # The id of the HTTP request that queued these probes (a message header), for the logs.
     token = request_id_var.set(self.request.get("request_id"))
@@ -35,3 +43,22 @@ def run_probes(self: Any, diagnosis_id: str) -> None:
     finally:
         finished(store, diagnosis_id)
         request_id_var.reset(token)
+
+
+@app.task(name=DELIVER_WEBHOOK, bind=True, max_retries=None)
+def deliver_webhook(self: Any, diagnosis_id: str) -> None:
+    """POST a finished diagnosis to its callback_url; a failed try is retried as a new message
+    with a countdown, so the retries outlive a restart of the API or of this worker."""
+    settings = get_settings()
+    try:
+        store = open_store(settings)
+        doc = store.get_diagnosis(diagnosis_id)
+        request = store.get_request(diagnosis_id) or {}
+    except ServiceUnavailable as exc:
+        raise self.retry(countdown=backoff(self.request.retries)) from exc
+    url = request.get("callback_url")
+    if doc is None or not url:
+        return  # deleted meanwhile, or nobody to tell
+    outcome = deliver(url, completion_event(doc), settings)
+    if outcome == "retry" and self.request.retries + 1 < settings.webhook_attempts:
+        raise self.retry(countdown=backoff(self.request.retries))

@@ -130,6 +130,10 @@ def _prepared(
     run: RunSpec, data: ProbeData, seed: int, param_budget: int, preprocess: bool
 ) -> tuple[keras.Model, ProbeData, int]:
     """(seeded model, preprocessed data, batch size clamped to the training set)."""
+    # A worker trains thousands of models: without this, Keras' global state (layer name
+    # counters, the last probes' traced functions and the graphs they hold) grows by megabytes
+    # per probe and the earlier models are never freed.
+    keras.backend.clear_session(free_memory=True)
     keras.utils.set_random_seed(seed)  # dropout, augmentation and tf.data draw from it
     if preprocess:
         normalization = run.preprocessing.normalization if run.preprocessing else "unknown"

@@ -7,7 +7,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Body, Header, Query
+from fastapi import APIRouter, Body, Header, Query
 from fastapi.responses import Response
 
 from service.analysis.report import architecture, static_report
@@ -33,7 +33,7 @@ from service.schemas.diagnosis import (
 from service.schemas.history import History
 from service.settings import Settings
 from service.store import Store
-from service.webhooks import check_target, completion_event, deliver
+from service.webhooks import check_target
 
 router = APIRouter(prefix="/v1/diagnoses", tags=["diagnoses"])
 
@@ -85,7 +85,6 @@ def create_diagnosis(
     store: StoreDep,
     settings: SettingsDep,
     queue: QueueDep,
-    background: BackgroundTasks,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Response:
     """Diagnose a run. Without probes the finished report comes back at once (201); with
@@ -105,7 +104,7 @@ def create_diagnosis(
         doc = _create(body, request_json, tenant, store, settings, queue)
         claim.created = doc["id"]
     if body.callback_url and doc["status"] == "succeeded":
-        background.add_task(deliver, body.callback_url, completion_event(doc), settings)
+        queue.notify(doc["id"])
     status = 202 if doc["status"] == "queued" else 201
     return _json(public(doc), status, {"Location": f"/v1/diagnoses/{doc['id']}"})
 
@@ -226,7 +225,7 @@ def append_history(
     tenant: TenantDep,
     store: StoreDep,
     settings: SettingsDep,
-    background: BackgroundTasks,
+    queue: QueueDep,
 ) -> Response:
     """Feed a live diagnosis (created with `"live": true`) the epochs since the last call; the
     report is redone at once, so a NaN or a stall shows within one epoch. `close` ends it."""
@@ -253,7 +252,7 @@ def append_history(
         },
     )
     if append.close and request.callback_url and updated:
-        background.add_task(deliver, request.callback_url, completion_event(updated), settings)
+        queue.notify(diagnosis_id)
     return _json(public(updated or doc))
 
 

@@ -63,6 +63,13 @@ class RedisStore:
         return int(self.r.scard(_active(tenant)))  # type: ignore[arg-type]
 
     @_available
+    def interrupted_probe_diagnoses(self) -> list[str]:
+        keys = self.r.scan_iter("ld:active:*")
+        ids = [i.decode() for key in keys for i in self.r.smembers(key)]  # type: ignore[union-attr]
+        docs = (self.get_diagnosis(i) for i in ids)
+        return [d["id"] for d in docs if d is not None and is_active(d) and not d.get("_live")]
+
+    @_available
     def get_diagnosis(self, diagnosis_id: str) -> Doc | None:
         raw = self.r.get(f"ld:diag:{diagnosis_id}")
         return json.loads(raw) if raw else None  # type: ignore[arg-type]

@@ -64,6 +64,10 @@ class SQLiteStore:
         )
         return int(row[0])
 
+    def interrupted_probe_diagnoses(self) -> list[str]:
+        rows = self._db().execute("SELECT doc FROM diagnoses WHERE active = 1").fetchall()
+        return [d["id"] for d in (json.loads(r[0]) for r in rows) if not d.get("_live")]
+
     def get_diagnosis(self, diagnosis_id: str) -> Doc | None:
         row = (
             self._db().execute("SELECT doc FROM diagnoses WHERE id = ?", (diagnosis_id,)).fetchone()
