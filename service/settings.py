@@ -57,7 +57,7 @@ class Settings(BaseSettings):
         default=200, ge=1, description="Diagnoses one worker child runs before a fresh one."
     )
     worker_max_memory_mb: int = Field(
-        default=3072,
+        default=1536,
         ge=256,
         description="A worker child above this resident memory is replaced after its diagnosis.",
     )
