@@ -106,9 +106,9 @@ def test_sigterm_stops_serve_and_its_worker_and_the_probe_diagnosis_completes_af
         x, y = sample(n=256)
         files = {"file": ("s.npz", npz_bytes(x / 255.0, y))}
         dataset = httpx.post(f"{url}/v1/datasets", files=files).json()["id"]
-        location = url + httpx.post(f"{url}/v1/diagnoses", json=probe_body(dataset)).headers[
-            "location"
-        ]
+        location = (
+            url + httpx.post(f"{url}/v1/diagnoses", json=probe_body(dataset)).headers["location"]
+        )
         wait_until(
             lambda: httpx.get(location).json(),
             lambda d: d["progress"]["probes_done"] >= 1,
