@@ -13,7 +13,8 @@ from pathlib import Path
 
 import redis
 
-# Each developer or CI run may point tests at its own Redis (another port) to run suites side by side.
+# Each developer or CI run may point tests at its own Redis (another port), to run suites
+# side by side.
 REDIS = os.environ.get("LOSSDOCTOR_TEST_REDIS", "redis://127.0.0.1:6379")
 
 
@@ -65,9 +66,11 @@ def celery_worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[b
             time.sleep(0.2)
         yield proc
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
         try:
+            os.killpg(proc.pid, signal.SIGTERM)  # gone already when a test stopped it itself
             proc.wait(timeout=20)
+        except ProcessLookupError:
+            proc.wait()
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
 
