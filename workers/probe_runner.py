@@ -20,6 +20,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from service.analysis.patch import apply
 from service.analysis.probes import Outcome, Probe, combined_patch, judge, plan, reproduced, revise
 from service.analysis.report import build_context
+from service.errors import ServiceUnavailable
 from service.schemas.diagnosis import DiagnosisRequest
 from service.schemas.report import ProbeRun, Report
 from service.schemas.run import RunSpec
@@ -163,8 +164,8 @@ def run_diagnosis(
         report = _probe(session, Report.model_validate(doc["report"]))
     except Canceled:
         return
-    except SoftTimeLimitExceeded:
-        raise
+    except (SoftTimeLimitExceeded, ServiceUnavailable):
+        raise  # the task handles both: a time-limit failure, a wait for the store
     except Exception as exc:
         # Poison input (NaN data, shapes TF refuses…) fails this diagnosis, not the worker.
         log.exception("diagnosis %s failed", diagnosis_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -9,18 +11,20 @@ from celery.exceptions import SoftTimeLimitExceeded
 from service.errors import ServiceUnavailable
 from service.logging import request_id_var
 from service.queue import RUN_PROBES
-from service.settings import get_settings
-from service.store import open_store
+from service.settings import Settings, get_settings
+from service.store import Store, open_store
 from service.webhooks import backoff, completion_event, deliver
 from workers.celery_app import DELIVER_WEBHOOK, app
 from workers.observability import finished, observe_probes
+
+log = logging.getLogger(__name__)
 
 
 @app.task(name=RUN_PROBES, bind=True)
 def run_probes(self: Any, diagnosis_id: str) -> None:
     """Run a diagnosis' probe plan; safe to run twice (finished probes are not re-run)."""
     try:
-        from workers.probe_runner import fail, run_diagnosis  # TensorFlow loads here, in the child
+        from workers.probe_runner import fail  # TensorFlow loads here, in the child
     except ImportError as exc:  # a worker without the [worker] extra only delivers webhooks
         open_store(get_settings()).update_diagnosis(
             diagnosis_id, {"status": "failed", "error": f"this worker cannot run probes: {exc}"}
@@ -32,7 +36,7 @@ def run_probes(self: Any, diagnosis_id: str) -> None:
     settings = get_settings()
     store = observe_probes(open_store(settings))
     try:
-        run_diagnosis(store, diagnosis_id, settings)
+        _run_through_store_outages(store, diagnosis_id, settings)
     except SoftTimeLimitExceeded:
         fail(
             store,
@@ -43,6 +47,27 @@ def run_probes(self: Any, diagnosis_id: str) -> None:
     finally:
         finished(store, diagnosis_id)
         request_id_var.reset(token)
+
+
+def _run_through_store_outages(store: Store, diagnosis_id: str, settings: Settings) -> None:
+    """Redis (store and broker) going away mid-run neither fails nor loses the diagnosis: wait
+    for it, then run again, reusing every probe training already stored. The soft time limit
+    still bounds the whole task, waits included."""
+    from workers.probe_runner import run_diagnosis
+
+    while True:
+        try:
+            run_diagnosis(store, diagnosis_id, settings)
+            return
+        except ServiceUnavailable as exc:
+            log.warning("diagnosis %s: the store went away (%s); waiting for it", diagnosis_id, exc)
+            while True:
+                time.sleep(1)
+                try:
+                    store.ping()
+                    break
+                except ServiceUnavailable:
+                    continue
 
 
 @app.task(name=DELIVER_WEBHOOK, bind=True, max_retries=None)
