@@ -123,6 +123,15 @@ def _serve(args: argparse.Namespace) -> int:
         pass
     finally:
         if local is not None:
+            worker = local
+
+            def hurry(_signum: int, _frame: FrameType | None) -> None:
+                # A second signal while the worker winds down: no more grace.
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(worker.pid, signal.SIGKILL)
+
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, hurry)
             stop_local_worker(local, settings.worker_shutdown_seconds)
     return 0
 
