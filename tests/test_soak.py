@@ -3,7 +3,7 @@
 TensorFlow keeps ~7 MB per fitted model that nothing in-process gives back, so the bound comes
 from recycling the worker child. With a memory ceiling below what one diagnosis leaves behind,
 every diagnosis must run in a fresh child and each child's peak must stay at the first's;
-without recycling the third peak would sit ~2 diagnoses' growth (≈ 300 MB) above the first.
+without recycling the third peak would sit ~2 diagnoses' growth (≈ 340 MB) above the first.
 The full run (`python -m bench.soak`) and its figures are in the README.
 """
 
