@@ -13,7 +13,7 @@ from service.logging import request_id_var
 from service.queue import RUN_PROBES
 from service.settings import Settings, get_settings
 from service.store import Store, open_store
-from service.webhooks import backoff, completion_event, deliver
+from service.webhooks import Delivery, backoff, completion_event, deliver
 from workers.celery_app import DELIVER_WEBHOOK, app
 from workers.observability import finished, observe_probes
 
@@ -80,10 +80,12 @@ def deliver_webhook(self: Any, diagnosis_id: str) -> None:
         doc = store.get_diagnosis(diagnosis_id)
         request = store.get_request(diagnosis_id) or {}
     except ServiceUnavailable as exc:
-        raise self.retry(countdown=backoff(self.request.retries)) from exc
-    url = request.get("callback_url")
-    if doc is None or not url:
-        return  # deleted meanwhile, or nobody to tell
-    outcome = deliver(url, completion_event(doc), settings)
+        outcome: Delivery = "retry"
+        log.warning("webhook of %s: the store does not answer (%s)", diagnosis_id, exc)
+    else:
+        url = request.get("callback_url")
+        if doc is None or not url:
+            return  # deleted meanwhile, or nobody to tell
+        outcome = deliver(url, completion_event(doc), settings)
     if outcome == "retry" and self.request.retries + 1 < settings.webhook_attempts:
         raise self.retry(countdown=backoff(self.request.retries))
