@@ -214,9 +214,9 @@ def run_soak(
 
         submitted = [(TENANTS[i % 2], submit(TENANTS[i % 2])) for i in range(burst)]
         deadline = time.monotonic() + timeout * max(1, burst)
-        pending = dict(submitted)
+        pending = {diagnosis_id: tenant for tenant, diagnosis_id in submitted}
         while pending and time.monotonic() < deadline:
-            for diagnosis_id, tenant in list((d, t) for t, d in submitted if d in pending):
+            for diagnosis_id, tenant in list(pending.items()):
                 if get(tenant, diagnosis_id)["status"] in DONE:
                     del pending[diagnosis_id]
             time.sleep(1)
