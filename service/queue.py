@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,8 @@ from service.settings import Settings
 
 if TYPE_CHECKING:
     from celery import Celery
+
+log = logging.getLogger(__name__)
 
 
 class ProbeQueue:
@@ -44,6 +47,16 @@ class ProbeQueue:
             )
         except Exception as exc:  # kombu raises OperationalError and friends
             raise ServiceUnavailable(f"the probe queue does not answer: {exc}") from exc
+
+    def notify(self, diagnosis_id: str) -> None:
+        """Queue the completion webhook of a finished diagnosis (a worker delivers it, with
+        retries that survive restarts). Best effort: the diagnosis itself is already stored."""
+        from workers.celery_app import DELIVER_WEBHOOK
+
+        try:
+            self.app.send_task(DELIVER_WEBHOOK, args=[diagnosis_id], retry=True)
+        except Exception:  # kombu raises OperationalError and friends
+            log.exception("could not queue the webhook of %s", diagnosis_id)
 
     def revoke(self, diagnosis_id: str) -> None:
         # Best effort: the task also checks the diagnosis' status before and during probes.

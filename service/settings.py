@@ -47,6 +47,23 @@ class Settings(BaseSettings):
     local_worker: bool = Field(
         default=True, description="`lossdoctor serve` without a broker starts a local worker."
     )
+    worker_shutdown_seconds: float = Field(
+        default=30,
+        ge=0,
+        description="On SIGTERM a worker lets its running probes go on this long, then cancels "
+        "them and hands their diagnosis back to the queue.",
+    )
+    worker_max_tasks_per_child: int = Field(
+        default=200, ge=1, description="Diagnoses one worker child runs before a fresh one."
+    )
+    worker_max_memory_mb: int = Field(
+        default=1536,
+        ge=256,
+        description="A worker child above this resident memory is replaced after its diagnosis.",
+    )
+    webhook_attempts: int = Field(
+        default=8, ge=1, description="Deliveries tried per webhook (backoff 2 s, 4 s, … 10 min)."
+    )
     page_size_max: int = Field(default=100, ge=1)
     log_format: Literal["text", "json"] = Field(
         default="text", description="json: one JSON object per log line (containers)."

@@ -1,4 +1,9 @@
-"""Completion webhooks, signed the Standard Webhooks way, retried, and kept off private networks.
+"""Completion webhooks, signed the Standard Webhooks way, and kept off private networks.
+
+One POST per call: retries belong to the Celery task that calls it (workers/tasks.py,
+`deliver_webhook`), whose message survives an API or worker restart — never sleeps in a
+request handler or a probe worker's training slot. Receivers dedupe on `webhook-id`, which is
+the same for every try of one event.
 
 Signature: `webhook-signature: v1,<base64 HMAC-SHA256(secret, "{id}.{timestamp}.{body}")>`, with
 `webhook-id` and `webhook-timestamp` headers, as https://www.standardwebhooks.com describes.
@@ -14,7 +19,7 @@ import json
 import logging
 import socket
 import time
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
@@ -61,38 +66,40 @@ def check_target(url: str, settings: Settings) -> None:
             )
 
 
-def deliver(
-    url: str, event: dict[str, Any], settings: Settings, attempts: int = 5, first_delay: float = 1.0
-) -> bool:
-    """POST the event, retrying with exponential backoff on errors and 5xx; True once 2xx."""
+Delivery = Literal["delivered", "refused", "retry"]
+
+
+def deliver(url: str, event: dict[str, Any], settings: Settings) -> Delivery:
+    """POST the event once: "delivered" on 2xx, "refused" on a 4xx that a retry will not change,
+    "retry" on network errors, 408, 429 and 5xx."""
     body = json.dumps(event).encode()
     msg_id = f"msg_{event['data']['id']}_{event['type']}"
-    delay = first_delay
-    for attempt in range(1, attempts + 1):
-        try:
-            check_target(url, settings)  # again at delivery: DNS may have changed since
-            timestamp = int(time.time())
-            headers = {
-                "content-type": "application/json",
-                "webhook-id": msg_id,
-                "webhook-timestamp": str(timestamp),
-            }
-            if settings.webhook_secret:
-                headers["webhook-signature"] = sign(
-                    settings.webhook_secret, msg_id, timestamp, body
-                )
-            r = httpx.post(url, content=body, headers=headers, timeout=10, follow_redirects=False)
-            if 200 <= r.status_code < 300:
-                return True
-            if 400 <= r.status_code < 500 and r.status_code not in (408, 429):
-                log.warning("webhook %s refused with %s; not retrying", url, r.status_code)
-                return False
-        except (httpx.HTTPError, InvalidCallbackUrl) as exc:
-            log.warning("webhook %s attempt %d failed: %s", url, attempt, exc)
-        if attempt < attempts:
-            time.sleep(delay)
-            delay *= 2
-    return False
+    try:
+        check_target(url, settings)  # again at delivery: DNS may have changed since
+        timestamp = int(time.time())
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(timestamp),
+        }
+        if settings.webhook_secret:
+            headers["webhook-signature"] = sign(settings.webhook_secret, msg_id, timestamp, body)
+        r = httpx.post(url, content=body, headers=headers, timeout=10, follow_redirects=False)
+    except (httpx.HTTPError, InvalidCallbackUrl) as exc:
+        log.warning("webhook %s failed: %s", url, exc)
+        return "retry"
+    if 200 <= r.status_code < 300:
+        return "delivered"
+    if 400 <= r.status_code < 500 and r.status_code not in (408, 429):
+        log.warning("webhook %s refused with %s; not retrying", url, r.status_code)
+        return "refused"
+    log.warning("webhook %s answered %s", url, r.status_code)
+    return "retry"
+
+
+def backoff(tries_done: int) -> float:
+    """Seconds before the next try: 2, 4, 8, … capped at 10 minutes."""
+    return float(min(600, 2 ** (tries_done + 1)))
 
 
 def completion_event(doc: dict[str, Any]) -> dict[str, Any]:

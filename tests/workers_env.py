@@ -65,9 +65,11 @@ def celery_worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[b
             time.sleep(0.2)
         yield proc
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
         try:
+            os.killpg(proc.pid, signal.SIGTERM)  # gone already when a test stopped it itself
             proc.wait(timeout=20)
+        except ProcessLookupError:
+            proc.wait()
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
 

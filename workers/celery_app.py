@@ -2,7 +2,16 @@
 
 Process model: prefork with one child per worker (one worker per GPU). The parent never imports
 TensorFlow (it only knows task names); the child imports it on its first task and keeps it,
-so the ~5 s import is paid once per child, not per probe, and never crosses a fork.
+so the ~5 s import is paid once per child, not per probe, and never crosses a fork. A child is
+replaced after `worker_max_tasks_per_child` diagnoses or once above `worker_max_memory_mb`
+(checked after each diagnosis): the safety net under the per-probe cleanup in workers/train.py,
+and on a GPU host the only way to give device memory back — TensorFlow's allocator keeps what
+it took until its process exits, and a replaced child exits.
+
+Shutdown: `lossdoctor worker` runs Celery with REMAP_SIGTERM=SIGQUIT (service/cli.py), so
+SIGTERM starts Celery's soft shutdown: running probes get `worker_shutdown_seconds`, then their
+child is stopped and the unacknowledged task goes back to the broker (acks_late); finished
+probe trainings are stored per key, so the next worker reuses them instead of training twice.
 """
 
 from __future__ import annotations
@@ -14,6 +23,8 @@ from celery import Celery
 from service.settings import Settings, get_settings
 
 RUN_PROBES = "lossdoctor.run_probes"  # the one task; the API sends it by name
+DELIVER_WEBHOOK = "lossdoctor.deliver_webhook"
+WEBHOOK_QUEUE = "webhooks"  # every worker takes it, whatever its probe queue
 
 
 def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
@@ -52,6 +63,10 @@ def make_app(settings: Settings | None = None) -> Celery:
         task_soft_time_limit=max(1.0, settings.task_time_limit - 30),
         task_default_queue=settings.probe_queue,
         worker_hijack_root_logger=False,
+        worker_soft_shutdown_timeout=settings.worker_shutdown_seconds,
+        worker_max_tasks_per_child=settings.worker_max_tasks_per_child,
+        worker_max_memory_per_child=settings.worker_max_memory_mb * 1024,  # Celery counts KiB
+        task_routes={DELIVER_WEBHOOK: {"queue": WEBHOOK_QUEUE}},
     )
     return app
 

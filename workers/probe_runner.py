@@ -33,13 +33,14 @@ from service.analysis.verdict import (
     survivors,
     weigh,
 )
-from service.schemas.diagnosis import DiagnosisRequest, public_json
+from service.errors import ServiceUnavailable
+from service.schemas.diagnosis import DiagnosisRequest
 from service.schemas.model import TRANSLATED
 from service.schemas.report import Report
 from service.schemas.run import RunSpec
 from service.settings import Settings
 from service.store import Store
-from service.webhooks import completion_event, deliver
+from workers.celery_app import DELIVER_WEBHOOK, app
 from workers.data import ProbeData, from_sample, stand_in
 from workers.train import TrainResult, lr_range_test, train
 
@@ -57,11 +58,12 @@ def _now() -> str:
 
 
 def finish(store: Store, diagnosis_id: str, changes: dict[str, Any], settings: Settings) -> None:
-    """Write the outcome, then tell the caller's callback_url, if it gave one."""
+    """Write the outcome, then queue the webhook to the caller's callback_url, if it gave one."""
     doc = store.update_diagnosis(diagnosis_id, changes | {"updated_at": _now()})
     request = store.get_request(diagnosis_id) or {}
     if doc is not None and request.get("callback_url"):
-        deliver(request["callback_url"], completion_event(public_json(doc)), settings)
+        # Its own task, with retries that survive restarts: never sleeps in this training slot.
+        app.send_task(DELIVER_WEBHOOK, args=[diagnosis_id])
 
 
 def fail(store: Store, diagnosis_id: str, reason: str, settings: Settings) -> None:
@@ -203,8 +205,8 @@ def run_diagnosis(
         report = _probe(session, doc.report)
     except Canceled:
         return
-    except SoftTimeLimitExceeded:
-        raise
+    except (SoftTimeLimitExceeded, ServiceUnavailable):
+        raise  # the task handles both: a time-limit failure, a wait for the store
     except Exception as exc:
         # Poison input (NaN data, shapes TF refuses…) fails this diagnosis, not the worker.
         log.exception("diagnosis %s failed", diagnosis_id)

@@ -138,6 +138,12 @@ def _prepared(
     arch: Architecture | None = None,
 ) -> tuple[keras.Model, ProbeData, int]:
     """(seeded model, preprocessed data, batch size clamped to the training set)."""
+    # A worker trains thousands of models: drop Keras' global state (layer-name counters,
+    # the last probe's model and its traced functions) and collect their cycles now. This does
+    # not stop TensorFlow 2.21's own growth of ~7 MB per fitted model (measured with a bare
+    # Keras loop; tensorflow/tensorflow#61791): the worker child's recycling bounds that
+    # (workers/celery_app.py).
+    keras.backend.clear_session(free_memory=True)
     keras.utils.set_random_seed(seed)  # dropout, augmentation and tf.data draw from it
     if preprocess:
         normalization = run.preprocessing.normalization if run.preprocessing else "unknown"

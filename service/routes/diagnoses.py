@@ -6,7 +6,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Body, Header, Query, Response
+from fastapi import APIRouter, Body, Header, Query, Response
 from fastapi.responses import JSONResponse
 
 from service.analysis.architecture import Architecture
@@ -37,7 +37,7 @@ from service.schemas.history import History
 from service.schemas.model import TRANSLATED
 from service.settings import Settings
 from service.store import Store
-from service.webhooks import check_target, completion_event, deliver
+from service.webhooks import check_target
 
 router = APIRouter(prefix="/v1/diagnoses", tags=["diagnoses"])
 
@@ -70,7 +70,6 @@ def create_diagnosis(
     store: StoreDep,
     settings: SettingsDep,
     queue: QueueDep,
-    background: BackgroundTasks,
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> StoredDiagnosis:
@@ -91,8 +90,7 @@ def create_diagnosis(
         diagnosis = _create(body, request_json, tenant, store, settings, queue)
         claim.created = diagnosis.id
     if body.callback_url and diagnosis.status == "succeeded":
-        event = completion_event(public_json(diagnosis))
-        background.add_task(deliver, body.callback_url, event, settings)
+        queue.notify(diagnosis.id)
     response.status_code = 202 if diagnosis.status == "queued" else 201
     response.headers["Location"] = f"/v1/diagnoses/{diagnosis.id}"
     return diagnosis
@@ -217,7 +215,7 @@ def append_history(
     tenant: TenantDep,
     store: StoreDep,
     settings: SettingsDep,
-    background: BackgroundTasks,
+    queue: QueueDep,
 ) -> StoredDiagnosis:
     """Feed a live diagnosis (created with `"live": true`) the epochs since the last call; the
     report is redone at once, so a NaN or a stall shows within one epoch. `close` ends it."""
@@ -245,8 +243,7 @@ def append_history(
         },
     )
     if append.close and request.callback_url and updated:
-        event = completion_event(public_json(updated))
-        background.add_task(deliver, request.callback_url, event, settings)
+        queue.notify(diagnosis.id)
     return updated or diagnosis
 
 

@@ -32,6 +32,9 @@ class Store(Protocol):
     def count_active(self, tenant: str) -> int:
         """The tenant's queued or running diagnoses."""
 
+    def interrupted_probe_diagnoses(self) -> list[str]:
+        """Ids of probe diagnoses (not live runs) still queued or running, of every tenant."""
+
     def update_request(self, diagnosis_id: str, request_json: str) -> None:
         """Replace a diagnosis' stored request (a live run's history grows)."""
 

@@ -72,6 +72,13 @@ class RedisStore:
         return int(self.r.scard(_active(tenant)))  # type: ignore[arg-type]
 
     @_available
+    def interrupted_probe_diagnoses(self) -> list[str]:
+        keys = self.r.scan_iter("ld:active:*")
+        ids = [i.decode() for key in keys for i in self.r.smembers(key)]  # type: ignore[union-attr]
+        docs = (self.get_diagnosis(i) for i in ids)
+        return [d.id for d in docs if d is not None and d.status in ACTIVE and not d.live]
+
+    @_available
     def get_diagnosis(self, diagnosis_id: str) -> StoredDiagnosis | None:
         raw = self.r.get(f"ld:diag:{diagnosis_id}")
         return StoredDiagnosis.model_validate_json(raw) if raw else None  # type: ignore[arg-type]

@@ -73,6 +73,11 @@ class SQLiteStore:
         )
         return int(row[0])
 
+    def interrupted_probe_diagnoses(self) -> list[str]:
+        rows = self._db().execute("SELECT doc FROM diagnoses WHERE active = 1").fetchall()
+        docs = (StoredDiagnosis.model_validate_json(r[0]) for r in rows)
+        return [d.id for d in docs if not d.live]
+
     def get_diagnosis(self, diagnosis_id: str) -> StoredDiagnosis | None:
         row = (
             self._db().execute("SELECT doc FROM diagnoses WHERE id = ?", (diagnosis_id,)).fetchone()

@@ -1,0 +1,305 @@
+"""Soak: many probe diagnoses through one real worker, its memory and its fairness recorded.
+
+    .venv/bin/python -m bench.soak --redis redis://127.0.0.1:6379/12 \
+        [--sequential 200] [--burst 50] [--budget 2] [--out soak.json]
+
+Against a real Redis (store and broker; the database given is flushed) and one real
+`lossdoctor worker` (prefork, one child), through the API in this process:
+
+1. `--sequential` probe diagnoses one after another, each of a small CNN on 256 real
+   Fashion-MNIST images (14×14) with an unscaled initializer, one seed, `--budget` seconds.
+   Per diagnosis: the pool child's peak resident memory while it ran (polled every 0.25 s),
+   the child's pid (a change is a recycled child), wall time, final status.
+2. `--burst` diagnoses submitted at once, alternating between two tenants, one worker:
+   per tenant the time from submission to result and the order results came back in.
+
+Targets (issue 14): peak RSS flat after warm-up (≤ 20 % growth from diagnosis 20 to the
+last, under 2 GB), no diagnosis failed or stuck, time per diagnosis not growing, no tenant
+starved. The summary says whether each held.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+from fastapi.testclient import TestClient
+
+from service.auth import hash_key
+from service.main import create_app
+from service.settings import Settings
+from tests.fashion import npz_bytes, sample
+
+TENANTS = ("team-a", "team-b")
+STUCK_HISTORY = {
+    "loss": [60.1, 2.35, 2.31, 2.303, 2.303, 2.302, 2.303, 2.303],
+    "accuracy": [0.1] * 8,
+}
+DONE = ("succeeded", "failed", "canceled")
+
+
+def small_run(dataset_id: str) -> dict[str, Any]:
+    init = {"name": "random_normal", "stddev": 1.0}
+    conv = {"activation": "relu", "kernel_size": 3, "kernel_initializer": init}
+    return {
+        "model": {
+            "input_shape": [14, 14, 1],
+            "layers": [
+                {"type": "conv2d", "filters": 8, **conv},
+                {"type": "max_pooling2d", "pool_size": 2},
+                {"type": "conv2d", "filters": 16, **conv},
+                {"type": "flatten"},
+                {"type": "dense", "units": 10, "activation": "softmax"},
+            ],
+        },
+        "optimizer": {"name": "adam", "learning_rate": 1e-3},
+        "loss": "sparse_categorical_crossentropy",
+        "batch_size": 32,
+        "epochs": 8,
+        "preprocessing": {"normalization": "none"},
+        "data": {"dataset_id": dataset_id, "num_classes": 10, "num_examples": 256},
+    }
+
+
+@dataclass
+class Sequential:
+    index: int
+    status: str
+    seconds: float
+    rss_peak_mb: float
+    child_pid: int | None
+
+
+@dataclass
+class Soak:
+    sequential: list[Sequential] = field(default_factory=list)
+    burst: list[dict[str, Any]] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def pool_children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    return [int(p) for p in out.stdout.split()]
+
+
+@contextmanager
+def worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "worker"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while b"ready." not in log.read_bytes():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("worker did not start:\n" + log.read_text()[-3000:])
+            time.sleep(0.2)
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def run_soak(
+    redis_url: str,
+    data_dir: Path,
+    sequential: int,
+    burst: int,
+    budget: float,
+    max_memory_mb: int | None = None,
+    timeout: float = 900,
+) -> Soak:
+    redis.Redis.from_url(redis_url).flushdb()
+    queue = f"soak-{uuid.uuid4().hex[:8]}"
+    keys = {t: f"soak-key-{t}-{uuid.uuid4().hex}" for t in TENANTS}
+    env = dict(
+        os.environ,
+        LOSSDOCTOR_DATA_DIR=str(data_dir),
+        LOSSDOCTOR_STORE_URL=redis_url,
+        LOSSDOCTOR_BROKER_URL=redis_url,
+        LOSSDOCTOR_PROBE_QUEUE=queue,
+        TF_CPP_MIN_LOG_LEVEL="2",
+    )
+    if max_memory_mb is not None:
+        env["LOSSDOCTOR_WORKER_MAX_MEMORY_MB"] = str(max_memory_mb)
+    settings = Settings(
+        data_dir=data_dir,
+        store_url=redis_url,
+        broker_url=redis_url,
+        probe_queue=queue,
+        api_keys={hash_key(k): t for t, k in keys.items()},
+        max_active_per_tenant=max(8, burst),
+    )
+    soak = Soak(
+        settings={
+            "budget_seconds": budget,
+            "worker_max_memory_mb": max_memory_mb or Settings().worker_max_memory_mb,
+            "worker_max_tasks_per_child": Settings().worker_max_tasks_per_child,
+        }
+    )
+    headers = {t: {"Authorization": f"Bearer {k}"} for t, k in keys.items()}
+    x, y = sample(n=256)
+    files = {"file": ("s.npz", npz_bytes(x / 255.0, y))}
+    with worker(env, data_dir / "worker.log") as proc, TestClient(create_app(settings)) as api:
+        datasets = {
+            t: api.post("/v1/datasets", files=files, headers=headers[t]).json()["id"]
+            for t in TENANTS
+        }
+
+        def submit(tenant: str) -> str:
+            body = {
+                "run": small_run(datasets[tenant]),
+                "history": STUCK_HISTORY,
+                "probes": {"enabled": True, "budget_seconds": budget, "seeds": 1},
+            }
+            r = api.post("/v1/diagnoses", json=body, headers=headers[tenant])
+            if r.status_code != 202:
+                raise RuntimeError(f"submit: {r.status_code} {r.text}")
+            return str(r.json()["id"])
+
+        def get(tenant: str, diagnosis_id: str) -> dict[str, Any]:
+            doc: dict[str, Any] = api.get(
+                f"/v1/diagnoses/{diagnosis_id}", headers=headers[tenant]
+            ).json()
+            return doc
+
+        for i in range(sequential):
+            started = time.monotonic()
+            diagnosis_id = submit(TENANTS[0])
+            peak, child, status = 0.0, None, "stuck"
+            while time.monotonic() - started < timeout:
+                for pid in pool_children(proc.pid):
+                    mb = rss_mb(pid)
+                    if mb > peak:
+                        peak, child = mb, pid
+                status = get(TENANTS[0], diagnosis_id)["status"]
+                if status in DONE:
+                    break
+                time.sleep(0.25)
+            soak.sequential.append(
+                Sequential(i, status, round(time.monotonic() - started, 2), round(peak, 1), child)
+            )
+            print(json.dumps(asdict(soak.sequential[-1])), flush=True)
+
+        submitted = [(TENANTS[i % 2], submit(TENANTS[i % 2])) for i in range(burst)]
+        deadline = time.monotonic() + timeout * max(1, burst)
+        pending = {diagnosis_id: tenant for tenant, diagnosis_id in submitted}
+        while pending and time.monotonic() < deadline:
+            for diagnosis_id, tenant in list(pending.items()):
+                if get(tenant, diagnosis_id)["status"] in DONE:
+                    del pending[diagnosis_id]
+            time.sleep(1)
+        for tenant, diagnosis_id in submitted:
+            doc = get(tenant, diagnosis_id)
+            soak.burst.append(
+                {
+                    "tenant": tenant,
+                    "id": diagnosis_id,
+                    "status": doc["status"] if doc["status"] in DONE else "stuck",
+                    "created_at": doc["created_at"],
+                    "finished_at": doc["updated_at"],
+                }
+            )
+    return soak
+
+
+def summary(soak: Soak) -> dict[str, Any]:
+    """The figures the README quotes, and whether each target held."""
+    out: dict[str, Any] = {"settings": soak.settings}
+    seq = soak.sequential
+    if seq:
+        peaks = [s.rss_peak_mb for s in seq]
+        warm = min(19, len(seq) - 1)  # diagnosis 20 (1-based), or the first when fewer ran
+        tail = peaks[-min(5, len(peaks)) :]
+        quarter = max(1, len(seq) // 4)
+        first_t = statistics.median(s.seconds for s in seq[warm : warm + quarter])
+        last_t = statistics.median(s.seconds for s in seq[-quarter:])
+        out["sequential"] = {
+            "diagnoses": len(seq),
+            "failed_or_stuck": sum(s.status != "succeeded" for s in seq),
+            "rss_peak_mb_first": peaks[0],
+            "rss_peak_mb_at_warm": peaks[warm],
+            "rss_peak_mb_last5_max": max(tail),
+            "rss_peak_mb_max": max(peaks),
+            "rss_growth_after_warmup": round(max(tail) / peaks[warm] - 1, 3),
+            "children_used": len({s.child_pid for s in seq if s.child_pid}),
+            "seconds_median_after_warmup": round(first_t, 2),
+            "seconds_median_last_quarter": round(last_t, 2),
+        }
+    if soak.burst:
+        per: dict[str, Any] = {}
+        order = sorted(soak.burst, key=lambda b: b["finished_at"])
+        for tenant in TENANTS:
+            mine = [b for b in soak.burst if b["tenant"] == tenant]
+            waits = [_seconds(b["finished_at"]) - _seconds(b["created_at"]) for b in mine]
+            positions = [i for i, b in enumerate(order) if b["tenant"] == tenant]
+            per[tenant] = {
+                "diagnoses": len(mine),
+                "failed_or_stuck": sum(b["status"] != "succeeded" for b in mine),
+                "wait_s_median": round(statistics.median(waits), 1),
+                "wait_s_max": round(max(waits), 1),
+                "in_first_half_of_results": sum(p < len(order) / 2 for p in positions),
+            }
+        out["burst"] = per
+    return out
+
+
+def _seconds(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso).timestamp()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--redis", required=True, help="a Redis database this run may flush")
+    parser.add_argument("--sequential", type=int, default=200)
+    parser.add_argument("--burst", type=int, default=50)
+    parser.add_argument("--budget", type=float, default=2.0)
+    parser.add_argument("--max-memory-mb", type=int, default=None)
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    data = args.data_dir or Path(f"/tmp/lossdoctor-soak-{uuid.uuid4().hex[:8]}")
+    data.mkdir(parents=True, exist_ok=True)
+    soak = run_soak(args.redis, data, args.sequential, args.burst, args.budget, args.max_memory_mb)
+    result = {"summary": summary(soak), **asdict(soak)}
+    text = json.dumps(result, indent=1)
+    if args.out:
+        args.out.write_text(text)
+    print(json.dumps(result["summary"], indent=1))
+
+
+if __name__ == "__main__":
+    main()
