@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from service.analysis.report import static_report
+from service.analysis import causes
+from service.analysis.report import build_context, static_report
 from service.schemas.diagnosis import DiagnosisRequest
 from service.schemas.report import Report
 from tests.runs import LN10, body, cnn, healthy_curve, run, stuck_curve
@@ -35,7 +36,22 @@ def test_healthy_run_is_healthy_with_no_credible_cause() -> None:
 def test_adam_at_half_is_learning_rate_too_high() -> None:
     report = diagnose(body(run(optimizer={"name": "Adam", "learning_rate": 0.5}), stuck_curve()))
     assert top(report) == "learning_rate_too_high"
-    assert report.causes[0].fix.patch == {"optimizer": {"learning_rate": 0.001}}
+    # Adam's typical 1e-3 is for batch 32; its step grows with √batch, so batch 64 gets 1.4e-3.
+    fix = report.causes[0].fix
+    assert fix.patch == {"optimizer": {"learning_rate": 0.0014}}
+    assert [c.model_dump() for c in fix.changes] == [
+        {"path": "optimizer.learning_rate", "from": 0.5, "to": 0.0014}
+    ]
+    assert fix.keras == ["keras.optimizers.Adam(learning_rate=0.0014)"]
+
+
+def test_sgd_rate_fix_keeps_momentum_and_scales_with_batch() -> None:
+    opt = {"name": "SGD", "learning_rate": 5.0, "momentum": 0.9}
+    report = diagnose(body(run(optimizer=opt, batch_size=32), stuck_curve()))
+    fix = next(c.fix for c in report.causes if c.id == "learning_rate_too_high")
+    # SGD's typical step 0.1 (lr / (1 − momentum)) at batch 32: lr 0.01 with momentum kept.
+    assert fix.patch == {"optimizer": {"learning_rate": 0.01}}
+    assert fix.keras == ["keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)"]
 
 
 def test_sgd_momentum_counts_in_the_effective_step() -> None:
@@ -112,8 +128,13 @@ def test_l2_of_one_is_excessive_regularization() -> None:
     history = {"loss": plateau(2.2), "val_loss": plateau(1.9)}
     report = diagnose(body(run(model=cnn(l2=1.0)), history))
     assert top(report) == "excessive_regularization"
+    # The new coefficient brings the penalty at initialisation to 1% of ln C (not a fixed ÷100).
+    request = DiagnosisRequest.model_validate(body(run(model=cnn(l2=1.0)), history))
+    penalty = causes._penalty(build_context(request, None))
     layer = report.causes[0].fix.patch["model"]["layers"][0]
-    assert layer["kernel_regularizer"]["l2"] == pytest.approx(0.01)
+    scaled = layer["kernel_regularizer"]["l2"] * penalty  # the penalty at l2 = 1.0 is `penalty`
+    assert scaled == pytest.approx(0.01 * math.log(10), rel=0.05)
+    assert report.causes[0].fix.changes[0].path.endswith(".kernel_regularizer")
 
 
 def test_two_unit_bottleneck_is_insufficient_capacity() -> None:
@@ -155,7 +176,13 @@ def test_21x21_first_kernel_on_28x28_is_kernel_size_mismatch() -> None:
     history = {"loss": plateau(1.3), "val_loss": plateau(1.35)}
     report = diagnose(body(run(model=cnn(first_kernel=21)), history))
     assert top(report) == "kernel_size_mismatch"
-    assert report.causes[0].fix.patch["model"]["layers"][0]["kernel_size"] == 3
+    fix = report.causes[0].fix
+    assert fix.patch["model"]["layers"][0]["kernel_size"] == [3, 3]
+    first = fix.changes[0]
+    # The layer list names no layers: the path uses the name the architecture gave it.
+    assert first.path.startswith("model.layers.") and first.path.endswith(".kernel_size")
+    assert (first.from_, first.to) == (21, [3, 3])
+    assert "kernel_size=(3, 3)" in fix.keras[0]
 
 
 def test_softmax_with_from_logits_is_output_loss_mismatch() -> None:

@@ -70,7 +70,7 @@ def test_plan_swaps_initializers_and_marks_preprocessing_as_needing_a_sample() -
         "lr_x10",
         "step_decay",
         "cosine_warmup",
-        "regularization_div100",
+        "regularization_recommended",
         "regularization_removed",
         "width_x2",
         "width_x4",

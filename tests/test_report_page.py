@@ -15,7 +15,8 @@ from fastapi.testclient import TestClient
 
 from lossdoctor_client import LossDoctor
 from service.examples import FULL
-from service.routes.reports import Series, render_report_html, svg_chart
+from service.render.chart import Series, svg_chart
+from service.render.page import render_report_html
 from tests.runs import run, stuck_curve
 from tests.test_client import live_server  # noqa: F401  (fixture)
 
@@ -97,7 +98,7 @@ def test_every_user_string_is_escaped() -> None:
 def test_chart_scales() -> None:
     linear = svg_chart([Series("loss", [2.3, 2.0, 1.5])])
     assert "log scale" not in linear and "<polyline" in linear
-    log = svg_chart([Series("loss", [100.0, 3.0, 0.5]), Series("probe: lr", [50.0, 1.0], True)])
+    log = svg_chart([Series("loss", [100.0, 3.0, 0.5]), Series("probe: lr", [50.0, 1.0], "confirmed")])
     assert "log scale" in log and 'stroke-dasharray="6 4"' in log
     assert "no finite loss" in svg_chart([Series("loss", [None, None])])
 

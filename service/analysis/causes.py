@@ -77,8 +77,12 @@ def learning_rate_too_high(ctx: Context) -> Found:
 def _lr_fix(ctx: Context, without_optimizer: str) -> Fix:
     r = ctx.lr
     if r is None:
-        return Fix(summary=without_optimizer, patch={})
-    return fixes.learning_rate(r.suggested(), f"{display(r.optimizer)}'s usual rate")
+        return fixes.none(
+            without_optimizer,
+            "run.optimizer (its name and learning_rate) is needed to compute a rate",
+        )
+    value, why = fixes.recommended_lr(r, ctx.run.batch_size)
+    return fixes.learning_rate(ctx.run, value, why)
 
 
 def learning_rate_too_low(ctx: Context) -> Found:
@@ -157,7 +161,7 @@ def missing_lr_decay(ctx: Context) -> Found:
             )
         )
     lr = r.learning_rate if r else 1e-3
-    return ev, lambda: fixes.step_decay(lr, run.epochs or ctx.curve.epochs)
+    return ev, lambda: fixes.step_decay(run, lr, run.epochs or ctx.curve.epochs)
 
 
 def poor_weight_initialization(ctx: Context) -> Found:
@@ -255,8 +259,11 @@ def _init_gain(ctx: Context) -> tuple[float, int, list[str], list[Evidence]]:
 
 def _reinit_fix(ctx: Context, culprits: list[str]) -> Fix:
     if ctx.arch is None or ctx.run.model is None or not culprits:
-        return Fix(
-            summary="Use He initialization for ReLU layers, Glorot for tanh/sigmoid", patch={}
+        return fixes.none(
+            "Use He initialization for ReLU layers, Glorot for tanh/sigmoid",
+            "run.model is needed to name the layers to re-initialise"
+            if ctx.run.model is None
+            else "no layer's initialization is off its activation's scale",
         )
     acts = {layer.name: layer.activation for layer in ctx.weighted_layers()}
     return fixes.reinitialize(ctx.run, ctx.layer_names, acts, only=set(culprits))
@@ -304,7 +311,7 @@ def unnormalized_inputs(ctx: Context) -> Found:
                 "explanations for a high first loss",
             )
         )
-    return ev, lambda: fixes.normalize_inputs(rng[0] if rng else None)
+    return ev, lambda: fixes.normalize_inputs(ctx.run, rng)
 
 
 def _mean_offset(ctx: Context) -> float | None:
@@ -358,7 +365,13 @@ def noisy_labels(ctx: Context) -> Found:
         )
     if (c.has("plateau") or c.has("noisy_floor")) and not heavy_reg and ev:
         ev.append(Evidence(0.5, "training loss levels off at a high floor"))
-    return ev, lambda: fixes.label_cleanup(ctx.run)
+    # The label audit's suspects replace this fix when the report has them (report.py).
+    return ev, lambda: fixes.no_label_fix(
+        "no label audit of the sample: upload a sample (POST /v1/datasets) with its labels "
+        "so that suspect examples can be listed"
+        if ctx.stats is None
+        else "the label audit of the sample flagged no example"
+    )
 
 
 def _penalty(ctx: Context) -> float:
@@ -441,11 +454,15 @@ def excessive_regularization(ctx: Context) -> Found:
 
 
 def _relax_fix(ctx: Context) -> Fix:
-    fix = None
-    if ctx.run.model is not None and ctx.run.model.layers is not None:
-        fix = fixes.relax_regularization(ctx.run, ctx.layer_names, 100)
-    return fix or Fix(
-        summary="Divide the L2/L1 coefficients by 100 and keep dropout ≤ 0.3", patch={}
+    summary = "Weaken L1/L2 and dropout"
+    if ctx.run.model is None or ctx.run.model.layers is None or ctx.arch is None:
+        return fixes.none(summary, "run.model is needed to name the regularized layers")
+    fix = fixes.relax_regularization(
+        ctx.run, ctx.layer_names, _penalty(ctx), ctx.chance or math.log(10)
+    )
+    return fix or fixes.none(
+        summary,
+        f"no layer has an L1/L2 penalty or a dropout rate above {fixes.MAX_DROPOUT:g} to weaken",
     )
 
 
@@ -487,9 +504,13 @@ def insufficient_capacity(ctx: Context) -> Found:
 
 
 def _widen_fix(ctx: Context) -> Fix:
-    if ctx.run.model is None or ctx.run.model.layers is None:
-        return Fix(summary="Double the width (filters and units) of the hidden layers", patch={})
-    return fixes.widen(ctx.run, ctx.layer_names, 2, floor=2 * (ctx.num_classes or 8))
+    summary = "Widen the narrow hidden layers"
+    if ctx.run.model is None or ctx.run.model.layers is None or ctx.arch is None:
+        return fixes.none(summary, "run.model is needed to name the narrow layers")
+    conv, dense = fixes.capacity_floors(ctx.arch.input_shape, ctx.num_classes)
+    return fixes.widen(ctx.run, ctx.layer_names, conv, dense) or fixes.none(
+        summary, f"no hidden layer has fewer than {conv} filters or {dense} units"
+    )
 
 
 def _fits_training_data(ctx: Context) -> bool:
@@ -532,14 +553,14 @@ def overfitting(ctx: Context) -> Found:
                     f"{ctx.arch.total_params} parameters for {ctx.num_examples} training examples",
                 )
             )
-    return ev, lambda: fixes.augmentation()
+    return ev, lambda: fixes.augmentation(ctx.run)
 
 
 def batch_size_too_small(ctx: Context) -> Found:
     ev: list[Evidence] = []
     b = ctx.run.batch_size
     if b is None:
-        return ev, lambda: fixes.batch_size(32, "less gradient noise")
+        return ev, lambda: fixes.batch_size(ctx.run, 32, "less gradient noise")
     has_bn = bool(
         ctx.arch and any(layer.type == "batch_normalization" for layer in ctx.arch.layers)
     )
@@ -555,14 +576,14 @@ def batch_size_too_small(ctx: Context) -> Found:
         ev.append(Evidence(1, "the loss is noisy from epoch to epoch"))
     if b >= 16:
         ev.append(Evidence(-2, f"batch size {b} is not small"))
-    return ev, lambda: fixes.batch_size(32, "averages out gradient noise")
+    return ev, lambda: fixes.batch_size(ctx.run, 32, "averages out gradient noise")
 
 
 def batch_size_too_large(ctx: Context) -> Found:
     ev: list[Evidence] = []
     b, n = ctx.run.batch_size, ctx.num_examples
     if b is None or n is None:
-        return ev, lambda: fixes.batch_size(32, "more updates per epoch")
+        return ev, lambda: fixes.batch_size(ctx.run, 32, "more updates per epoch")
     steps = math.ceil(n / b)
     updates = steps * ctx.curve.epochs
     if b >= n:
@@ -580,14 +601,15 @@ def batch_size_too_large(ctx: Context) -> Found:
     ):
         ev.append(Evidence(1, "the loss falls slowly per epoch"))
     new = 32 if n >= 320 else max(1, n // 10)
-    return ev, lambda: fixes.batch_size(new, f"{math.ceil(n / new)} updates per epoch")
+    return ev, lambda: fixes.batch_size(ctx.run, new, f"{math.ceil(n / new)} updates per epoch")
 
 
 def kernel_size_mismatch(ctx: Context) -> Found:
     ev: list[Evidence] = []
     if ctx.arch is None:
-        return ev, lambda: Fix(
-            summary="Use 3×3 kernels with stride 1 in the first layers", patch={}
+        return ev, lambda: fixes.none(
+            "Use 3×3 kernels with stride 1 in the first layers",
+            "run.model is needed to name the layers",
         )
     convs = [layer for layer in ctx.arch.layers if layer.spatial_in and layer.kernels]
     for i, layer in enumerate(convs):
@@ -645,9 +667,12 @@ def _kernel_fix(ctx: Context) -> Fix:
     assert ctx.arch is not None
     convs = {layer.name for layer in ctx.arch.layers if layer.spatial_in and layer.kernels}
 
-    def edit(layer: fixes.Layer, name: str, _: bool) -> dict[str, object]:
+    if ctx.run.model is None or ctx.run.model.layers is None:
+        return fixes.none("Use 3×3 kernels with stride 1", "run.model is needed")
+    edits: fixes.Edits = {}
+    for layer, name in zip(ctx.run.model.layers, ctx.layer_names, strict=True):
         if name not in convs:
-            return {}
+            continue
         k = (
             layer.kernel_size
             if isinstance(layer.kernel_size, int)
@@ -656,18 +681,15 @@ def _kernel_fix(ctx: Context) -> Fix:
         s = layer.strides if isinstance(layer.strides, int) else max(layer.strides or (1,))
         out: dict[str, object] = {}
         if k > 5:
-            out["kernel_size"] = 3
+            out["kernel_size"] = (3, 3)
         if s > min(k, 3):
-            out["strides"] = 1
-        return out
-
-    if ctx.run.model is None or ctx.run.model.layers is None:
-        return Fix(summary="Use 3×3 kernels with stride 1", patch={})
-    return fixes.model_patch(
+            out["strides"] = (1, 1)
+        edits[name] = out
+    return fixes.model_fix(
         ctx.run,
         ctx.layer_names,
+        edits,
         "Use 3×3 kernels with stride 1 where kernels are large for their input",
-        edit,
     )
 
 
@@ -676,7 +698,9 @@ def output_loss_mismatch(ctx: Context) -> Found:
     loss = ctx.run.loss
     arch, C = ctx.arch, ctx.num_classes
     if loss is None or arch is None:
-        return ev, lambda: Fix(summary="Use a softmax output with from_logits=False", patch={})
+        return ev, lambda: fixes.none(
+            "Use a softmax output with from_logits=False", "run.model and run.loss are needed"
+        )
     act, units, name = arch.output_activation, arch.output_units, loss.name
     categorical = "categorical_crossentropy" in name
     if categorical and loss.from_logits and act == "softmax":
@@ -713,7 +737,7 @@ def output_loss_mismatch(ctx: Context) -> Found:
             Evidence(4 if units < C else 1.5, f"the output has {units} units for {C} classes")
         )
     if not ev:
-        return ev, lambda: Fix(summary="Output and loss match", patch={})
+        return ev, lambda: fixes.none("Output and loss match", "nothing to change")
     return ev, lambda: _output_fix(ctx)
 
 
@@ -723,31 +747,21 @@ def _output_fix(ctx: Context) -> Fix:
     if "categorical" not in loss:
         loss = "sparse_categorical_crossentropy"
     C = ctx.num_classes
-
-    def edit(layer: fixes.Layer, _: str, is_output: bool) -> dict[str, object]:
-        if not is_output:
-            return {}
-        out: dict[str, object] = {}
-        if layer.type == "dense":
-            out["activation"] = "softmax"
-            if C and layer.units != C:
-                out["units"] = C
-        elif layer.type in ("activation", "softmax"):
-            out.update(type="activation", activation="softmax")
-        return out
-
+    summary = f"End with a {C or ''}-unit softmax and use {loss} with from_logits=False"
+    summary = summary.replace("  ", " ")
     if ctx.run.model is None or ctx.run.model.layers is None:
-        return Fix(summary="Use a softmax output with from_logits=False", patch={})
-    fix = fixes.model_patch(
-        ctx.run,
-        ctx.layer_names,
-        f"End with a {C or ''}-unit softmax and use {loss} with from_logits=False".replace(
-            "  ", " "
-        ),
-        edit,
-    )
-    fix.patch["loss"] = {"name": loss, "from_logits": False}
-    return fix
+        return fixes.none(summary, "run.model is needed to name the output layer")
+    layer, name = ctx.run.model.layers[-1], ctx.layer_names[-1]
+    out: dict[str, object] = {}
+    if layer.type == "dense":
+        if layer.activation != "softmax":
+            out["activation"] = "softmax"
+        if C and layer.units != C:
+            out["units"] = C
+    elif layer.type == "activation" and layer.activation != "softmax":
+        out["activation"] = "softmax"
+    fix = fixes.model_fix(ctx.run, ctx.layer_names, {name: out}, summary)
+    return fixes.with_loss(fix, ctx.run, loss, from_logits=False)
 
 
 Detector = Callable[[Context], "Found"]

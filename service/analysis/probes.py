@@ -64,7 +64,7 @@ def plan(ctx: Context, static: Report) -> list[Probe]:
             Probe("lr_range_test", "", {}),  # sized by the worker's LR sweep
             # Schedules are in the run's epochs; the worker maps them onto the probe's
             # steps, so the probe sees the shape the full run would.
-            Probe("step_decay", "missing_lr_decay", fixes.step_decay(lr, run.epochs).patch),
+            Probe("step_decay", "missing_lr_decay", fixes.step_decay(run, lr, run.epochs).patch),
             Probe(
                 "cosine_warmup",
                 "missing_lr_decay",
@@ -90,14 +90,17 @@ def plan(ctx: Context, static: Report) -> list[Probe]:
         if patch:
             probes.append(Probe("initializer_by_activation", "poor_weight_initialization", patch))
         names = ctx.layer_names
-        for label, factor in (("div100", 100.0), ("removed", math.inf)):
-            relax = fixes.relax_regularization(run, names, factor)
-            if relax is not None:
+        relax = by_cause.get("excessive_regularization")
+        for label, fix in (
+            ("recommended", relax.fix if relax else None),
+            ("removed", fixes.strip_regularization(run, names)),
+        ):
+            if fix is not None and fix.patch:
                 probes.append(
-                    Probe(f"regularization_{label}", "excessive_regularization", relax.patch)
+                    Probe(f"regularization_{label}", "excessive_regularization", fix.patch)
                 )
         probes += [
-            Probe(f"width_x{k}", "insufficient_capacity", fixes.widen(run, names, k).patch)
+            Probe(f"width_x{k}", "insufficient_capacity", fixes.scale_width(run, names, k).patch)
             for k in (2, 4)
         ]
         for cause_id in ("kernel_size_mismatch", "output_loss_mismatch"):
@@ -120,7 +123,7 @@ def plan(ctx: Context, static: Report) -> list[Probe]:
         Probe(
             "augmentation",
             "overfitting",
-            fixes.augmentation().patch,
+            fixes.augmentation(run).patch,
             metric="val",
             needs_sample=True,
         ),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.analysis import curves
+from service.analysis import curves, fixes
 from service.analysis.architecture import Architecture, describe
 from service.analysis.causes import rank
 from service.analysis.checks import data_checks
@@ -88,7 +88,7 @@ def static_report(request: DiagnosisRequest, dataset: dict[str, Any] | None) -> 
     ctx = build_context(request, dataset)
     causes = rank(ctx)
     credible = [c for c in causes if c.confidence >= CREDIBLE]
-    return Report(
+    report = Report(
         # A severe symptom is a problem even when the inputs cannot say which cause it is.
         verdict="problem" if credible or ctx.severe else "healthy",
         summary=_summary(ctx, credible, causes),
@@ -97,6 +97,21 @@ def static_report(request: DiagnosisRequest, dataset: dict[str, Any] | None) -> 
         data_checks=data_checks(ctx, dataset),
         notes=_notes(ctx, dataset),
     )
+    return with_label_fix(report)
+
+
+def with_label_fix(report: Report) -> Report:
+    """The noisy-labels cause's fix becomes the label audit's suspects, when it has any."""
+    audit = getattr(report, "label_audit", None)  # filled by the label audit, when it ran
+    suspects = [
+        s.model_dump() if hasattr(s, "model_dump") else dict(s)
+        for s in (getattr(audit, "suspects", None) or [])
+    ]
+    if suspects:
+        for cause in report.causes:
+            if cause.id == "noisy_labels":
+                cause.fix = fixes.drop_suspect_labels(suspects)
+    return report
 
 
 def _summary(ctx: Context, credible: list[Cause], causes: list[Cause]) -> str:

@@ -173,6 +173,11 @@ class DataInfo(BaseModel):
     num_examples: int | None = Field(default=None, ge=1)
     input_min: float | None = None
     input_max: float | None = None
+    drop_examples: list[int] | None = Field(
+        default=None,
+        max_length=100_000,
+        description="Rows of the uploaded sample (0-based) that a label fix drops from training.",
+    )
 
     @model_validator(mode="after")
     def _ordered_range(self) -> DataInfo:
