@@ -98,7 +98,9 @@ def test_every_user_string_is_escaped() -> None:
 def test_chart_scales() -> None:
     linear = svg_chart([Series("loss", [2.3, 2.0, 1.5])])
     assert "log scale" not in linear and "<polyline" in linear
-    log = svg_chart([Series("loss", [100.0, 3.0, 0.5]), Series("probe: lr", [50.0, 1.0], "confirmed")])
+    log = svg_chart(
+        [Series("loss", [100.0, 3.0, 0.5]), Series("probe: lr", [50.0, 1.0], "confirmed")]
+    )
     assert "log scale" in log and 'stroke-dasharray="6 4"' in log
     assert "no finite loss" in svg_chart([Series("loss", [None, None])])
 
