@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.analysis import keras_edit
-from tests.runs import body, cnn, healthy_curve, run, stuck_curve
+from tests.runs import body, cnn, healthy_curve, run
 
 PROBLEM = "application/problem+json"
 

@@ -188,7 +188,9 @@ def drop_suspect_labels(suspects: list[dict[str, Any]]) -> Fix:
         summary=f"Relabel or drop the {len(rows)} sample examples whose labels the audit "
         f"doubts (rows {shown}), then audit the rest of the training set the same way",
         changes=[
-            _change(path=f"data.sample.{s['index']}.label", from_=s.get("given"), to=s.get("likely"))
+            _change(
+                path=f"data.sample.{s['index']}.label", from_=s.get("given"), to=s.get("likely")
+            )
             for s in sorted(suspects, key=lambda s: -float(s.get("confidence") or 0))
         ],
         keras=[
