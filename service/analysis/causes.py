@@ -553,6 +553,9 @@ def overfitting(ctx: Context) -> Found:
                     f"{ctx.arch.total_params} parameters for {ctx.num_examples} training examples",
                 )
             )
+    best = c.val_min_epoch
+    if best is not None and best < c.epochs:
+        return ev, lambda: fixes.stop_early(ctx.run, best)
     return ev, lambda: fixes.augmentation(ctx.run)
 
 

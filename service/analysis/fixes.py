@@ -180,6 +180,20 @@ def augmentation(run: RunSpec) -> Fix:
     )
 
 
+def stop_early(run: RunSpec, best_epoch: int) -> Fix:
+    """Train only to the epoch where validation loss was lowest (and keep those weights)."""
+    return Fix(
+        summary=f"Stop at epoch {best_epoch}, where validation loss was lowest (early stopping "
+        "that restores the best weights); with more data or augmentation it can run longer",
+        changes=[_change(path="epochs", from_=run.epochs, to=best_epoch)],
+        keras=[
+            f"model.fit(..., epochs={best_epoch}, callbacks=[keras.callbacks.EarlyStopping("
+            'monitor="val_loss", patience=3, restore_best_weights=True)])'
+        ],
+        patch={"epochs": best_epoch},
+    )
+
+
 def drop_suspect_labels(suspects: list[dict[str, Any]]) -> Fix:
     """The label audit's suspects, dropped from the training data (`data.drop_examples`)."""
     rows = sorted({int(s["index"]) for s in suspects})
