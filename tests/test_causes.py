@@ -141,6 +141,9 @@ def test_two_unit_bottleneck_is_insufficient_capacity() -> None:
     history = {"loss": plateau(1.4), "val_loss": plateau(1.42)}
     report = diagnose(body(run(model=cnn(hidden=2)), history))
     assert top(report) == "insufficient_capacity"
+    # The 2-unit layer is widened to 4 units per class (10 classes → 40, at least 64).
+    changes = report.causes[0].fix.changes
+    assert [(c.from_, c.to) for c in changes if c.path.endswith(".units")] == [(2, 64)]
 
 
 def test_rising_validation_loss_is_overfitting() -> None:
@@ -151,7 +154,9 @@ def test_rising_validation_loss_is_overfitting() -> None:
         body(run(data={"num_classes": 10, "num_examples": 300}), {"loss": loss, "val_loss": val})
     )
     assert top(report) == "overfitting"
-    assert "augmentation" in report.causes[0].fix.patch["preprocessing"]
+    # Validation loss was lowest at epoch 6: the fix stops there.
+    assert report.causes[0].fix.patch == {"epochs": 6}
+    assert report.causes[0].fix.changes[0].model_dump() == {"path": "epochs", "from": 20, "to": 6}
 
 
 def test_batch_of_one_with_batchnorm_is_batch_size_too_small() -> None:

@@ -685,6 +685,9 @@ def _kernel_fix(ctx: Context) -> Fix:
         out: dict[str, object] = {}
         if k > 5:
             out["kernel_size"] = (3, 3)
+            if layer.padding == "valid":
+                # A 3×3 kernel pads one pixel: the layer then keeps its input's size and edges.
+                out["padding"] = "same"
         if s > min(k, 3):
             out["strides"] = (1, 1)
         edits[name] = out
