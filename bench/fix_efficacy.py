@@ -116,23 +116,19 @@ def _without_dropped(run_doc: dict[str, Any], data: Any, seed: int) -> Any:
 
 
 def recovery(faulty: float, fixed: float, twin: float) -> float:
-    gap = faulty - twin
+    """(faulty − fixed) / (faulty − twin); NaN when the replay shows no gap.
+
+    A faulty run that went non-finite has no loss to subtract: a fix that makes it finite
+    scores twin / fixed (1 when it reaches the twin), one that does not scores 0."""
     if not math.isfinite(faulty):
-        return (
-            1.0
-            if math.isfinite(fixed) and fixed <= twin
-            else (0.0 if not math.isfinite(fixed) else _capped(fixed, twin))
-        )
-    if gap <= 0:
-        return math.nan  # the replay shows no fault to recover from
+        if not math.isfinite(fixed):
+            return 0.0
+        return 1.0 if fixed <= twin else twin / fixed
+    if faulty - twin <= 0:
+        return math.nan
     if not math.isfinite(fixed):
         return -math.inf
-    return (faulty - fixed) / gap
-
-
-def _capped(fixed: float, twin: float) -> float:
-    """A diverged run that the fix made finite: how close it came, as twin / fixed."""
-    return min(1.0, twin / fixed) if fixed > 0 else 1.0
+    return (faulty - fixed) / (faulty - twin)
 
 
 def measure(cases: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
@@ -178,6 +174,9 @@ def measure(cases: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
                     "variant": case["variant"],
                     "top": top["id"] if top else None,
                     "fix": top["fix"]["summary"] if top else None,
+                    "changes": top["fix"].get("changes") if top else None,
+                    "unavailable": top["fix"].get("unavailable") if top else None,
+                    "patched": bool(top and top["fix"]["patch"]),
                     "metric": key,
                     "faulty": f,
                     "fixed": x,
@@ -242,7 +241,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "no_gap": [r["case"] for r in rows if math.isnan(r["recovery"])],
         "recovered": sum(r["recovery"] >= RECOVERED for r in valid),
         "worse": [r["case"] for r in valid if r["recovery"] < WORSE],
-        "no_fix": [r["case"] for r in rows if r["top"] is None],
+        "no_fix": [r["case"] for r in rows if not r["patched"]],
         "median": statistics.median(r["recovery"] for r in valid) if valid else None,
         "per_cause": {
             cause: {
