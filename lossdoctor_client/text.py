@@ -26,6 +26,12 @@ def summary_text(diagnosis: Diagnosis) -> str:
         if len(top.fix.changes) > MAX_CHANGES:
             lines.append(f"    … {len(top.fix.changes) - MAX_CHANGES} more (see fixed_run)")
         lines += [f"    {line}" for line in top.fix.keras]
+        if top.fix.verified:
+            v = top.fix.verified
+            lines.append(
+                f"  verified: loss {v.baseline_loss} → {v.probe_loss} "
+                f"({v.seeds} seeds, spread {v.spread})"
+            )
         if top.fix.unavailable:
             lines.append(f"  no concrete change: {top.fix.unavailable}")
     return "\n".join(lines)

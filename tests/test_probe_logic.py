@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from service.analysis.patch import apply, merge
-from service.analysis.probes import Outcome, Probe, combined_patch, judge, plan, revise
+from service.analysis.probes import Outcome, Probe, combined_fix, judge, plan, revise
 from service.analysis.report import build_context, static_report
 from service.schemas.diagnosis import DiagnosisRequest
 from tests.runs import LN10, body, cnn, run, stuck_curve
@@ -107,7 +107,11 @@ def test_revise_raises_confirmed_causes_lowers_refuted_ones_and_combines_fixes()
     after = {c.id: c.confidence for c in causes}
     if "learning_rate_too_high" in before:
         assert after["learning_rate_too_high"] < before["learning_rate_too_high"]
-    assert combined_patch(judgements, {"he": he, "lr_x0.1": lr}) == {"model": {"x": 1}}
+    # The combined probe trains the confirmed causes' recommended fixes, not the probe changes.
+    combined = combined_fix(causes, judgements)
+    assert combined is not None
+    init_fix = next(c.fix for c in causes if c.id == "poor_weight_initialization")
+    assert combined.patch == init_fix.patch and combined.changes == init_fix.changes
 
 
 def test_a_lower_training_loss_bought_with_a_worse_held_out_loss_is_not_a_fix() -> None:

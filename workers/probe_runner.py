@@ -18,7 +18,16 @@ import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 
 from service.analysis.patch import apply
-from service.analysis.probes import Outcome, Probe, combined_patch, judge, plan, reproduced, revise
+from service.analysis.probes import (
+    Outcome,
+    Probe,
+    combined_fix,
+    fix_effect,
+    judge,
+    plan,
+    reproduced,
+    revise,
+)
 from service.analysis.report import build_context
 from service.schemas.diagnosis import DiagnosisRequest
 from service.schemas.report import ProbeRun, Report
@@ -410,13 +419,13 @@ def _verdict(
         name: replace(outs[-1], curve=[p for o in outs for p in o.curve])
         for name, outs in rungs.items()
     }
-    combined = combined_patch(judgements, finals)
+    combined = combined_fix(static.causes, judgements)
     runs = [_probe_run(o, s.seeds) for o in finals.values()]
-    verified = False
+    effect = None
     if combined and bad:
-        out = _outcome(s, Probe("combined", "", combined), RUNGS, baselines[-1].steps, 0)
+        out = _outcome(s, Probe("combined", "", combined.patch), RUNGS, baselines[-1].steps, 0)
         runs.append(_probe_run(out, s.seeds))
-        verified = judge(baselines[-1], out, chance).confirmed
+        effect = fix_effect(baselines[-1], out, judge(baselines[-1], out, chance), s.seeds)
     runs += [
         ProbeRun(
             name=p.name,
@@ -427,16 +436,11 @@ def _verdict(
         for p in skipped
     ]
     causes = revise(static, judgements, bad, compared, s.seeds)
-    if causes and verified and causes[0].probe and causes[0].probe.confirmed:
-        top = causes[0]
-        fix = top.fix.model_copy(
-            update={
-                "patch": combined,
-                "summary": top.fix.summary + " (verified together with the "
-                "other confirmed changes as one patch)",
-            }
-        )
-        causes[0] = top.model_copy(update={"fix": fix})
+    verified = bool(effect and effect.confirmed)
+    if combined and verified and causes and causes[0].probe and causes[0].probe.confirmed:
+        # The recommended fix is what the combined probe trained; it carries the measurement.
+        fix = combined.model_copy(update={"verified": effect})
+        causes[0] = causes[0].model_copy(update={"fix": fix})
     notes = [
         *static.notes,
         f"Probes: {len(runs)} configurations × {s.seeds} seeds on {s.data.source} "

@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 from service.analysis import keras_edit
+from service.analysis.patch import merge
 from service.analysis.optimizers import LrReading, display
 from service.schemas.model import Layer
 from service.schemas.report import Change, Fix
@@ -446,4 +447,14 @@ def with_loss(fix: Fix, run: RunSpec, name: str, from_logits: bool) -> Fix:
             ],
             "patch": {**fix.patch, "loss": {"name": name, "from_logits": from_logits}},
         }
+    )
+
+
+def combine(parts: list[Fix]) -> Fix:
+    """Several fixes as one: their changes and Keras lines in order, their patches merged."""
+    return Fix(
+        summary="; ".join(f.summary for f in parts),
+        changes=[c for f in parts for c in f.changes],
+        keras=[line for f in parts for line in f.keras],
+        patch=merge(*(f.patch for f in parts)),
     )

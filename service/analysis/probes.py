@@ -15,7 +15,6 @@ from service.analysis import fixes
 from service.analysis.causes import PRIOR
 from service.analysis.curves import HIGH_LEVEL
 from service.analysis.evidence import Context, sigmoid
-from service.analysis.patch import merge
 from service.schemas.report import Cause, Fix, ProbeEvidence, Report
 
 
@@ -279,19 +278,39 @@ def _r(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else round(x, 4)
 
 
-def combined_patch(
-    judgements: list[Judgement], outcomes: dict[str, Outcome], limit: int = 3
-) -> dict[str, Any]:
-    """The confirmed changes, best first, merged into one patch (one per cause)."""
-    chosen, causes = [], set()
+def fix_effect(baseline: Outcome, fixed: Outcome, j: Judgement, seeds: int) -> ProbeEvidence:
+    """What training the recommended fix did to the replayed run, as measured."""
+    metric = fixed.probe.metric
+    return ProbeEvidence(
+        name=fixed.probe.name,
+        change=fixed.probe.change,
+        baseline_loss=_r(baseline.mean(metric)),
+        probe_loss=_r(fixed.mean(metric)),
+        improvement=_r(j.improvement),
+        seeds=seeds,
+        spread=_r(j.noise),
+        confirmed=j.confirmed,
+    )
+
+
+def combined_fix(causes: list[Cause], judgements: list[Judgement], limit: int = 3) -> Fix | None:
+    """The recommended fixes of the probe-confirmed causes (best first, one per cause), as one
+    fix for the `combined` probe to verify. Only one of them may rewrite the model: each model
+    fix carries the whole model, so a second would overwrite the first."""
+    by_id = {c.id: c for c in causes}
+    chosen: list[Fix] = []
+    seen: set[str] = set()
     for j in sorted(
         (j for j in judgements if j.confirmed),
         key=lambda j: -(j.improvement if j.improvement is not None else 0),
     ):
-        if j.cause in causes:
+        cause = by_id.get(j.cause)  # type: ignore[call-overload]
+        if j.cause in seen or cause is None or not cause.fix.patch:
             continue
-        causes.add(j.cause)
-        chosen.append(outcomes[j.probe].probe.change)
+        if "model" in cause.fix.patch and any("model" in f.patch for f in chosen):
+            continue
+        seen.add(j.cause)
+        chosen.append(cause.fix)
         if len(chosen) == limit:
             break
-    return merge(*chosen) if chosen else {}
+    return fixes.combine(chosen) if chosen else None

@@ -152,6 +152,13 @@ def fix_html(fix: dict[str, Any]) -> str:
         )
         more = f'<p class="muted">… and {len(changes) - 40} more</p>' if len(changes) > 40 else ""
         out.append(f'<table class="changes">{rows}</table>{more}')
+    effect = fix.get("verified")
+    if effect:
+        out.append(
+            f"<p><b>Verified:</b> trained as one patch, the loss went from "
+            f"{_num(effect.get('baseline_loss'))} to {_num(effect.get('probe_loss'))} "
+            f"({_e(effect.get('seeds'))} seeds, spread {_num(effect.get('spread'))})</p>"
+        )
     if fix.get("keras"):
         out.append("<pre><code>" + _e("\n".join(fix["keras"])) + "</code></pre>")
     if fix.get("patch"):

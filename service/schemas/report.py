@@ -43,6 +43,19 @@ class Symptom(BaseModel):
     detail: str
 
 
+class ProbeEvidence(BaseModel):
+    """What a probe training showed about one cause."""
+
+    name: str
+    change: dict[str, Any]
+    baseline_loss: float | None
+    probe_loss: float | None
+    improvement: float | None
+    seeds: int
+    spread: float | None
+    confirmed: bool
+
+
 class Change(BaseModel):
     """One edit of the run, in the user's terms: where, what it was, what it becomes."""
 
@@ -74,19 +87,11 @@ class Fix(BaseModel):
         description="Why no concrete change can be given (then `changes` and `patch` are "
         "empty), and what would make one possible.",
     )
-
-
-class ProbeEvidence(BaseModel):
-    """What a probe training showed about one cause."""
-
-    name: str
-    change: dict[str, Any]
-    baseline_loss: float | None
-    probe_loss: float | None
-    improvement: float | None
-    seeds: int
-    spread: float | None
-    confirmed: bool
+    verified: ProbeEvidence | None = Field(
+        default=None,
+        description="With probes: this fix trained as one patch (the `combined` probe) against "
+        "the replayed run: baseline and fixed loss, seeds, spread.",
+    )
 
 
 class Cause(BaseModel):
