@@ -11,8 +11,8 @@ import math
 from typing import Any
 
 from service.analysis import keras_edit
-from service.analysis.patch import merge
 from service.analysis.optimizers import LrReading, display
+from service.analysis.patch import merge
 from service.schemas.model import Layer
 from service.schemas.report import Change, Fix
 from service.schemas.run import RunSpec
