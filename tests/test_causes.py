@@ -230,3 +230,33 @@ def test_every_cause_has_evidence_and_a_fix_summary() -> None:
     assert [c.confidence for c in report.causes] == sorted(
         (c.confidence for c in report.causes), reverse=True
     )
+
+
+def test_noisy_labels_fix_is_the_label_audits_suspects_or_says_why_there_is_none() -> None:
+    from service.analysis.report import with_label_fix
+
+    history = {"loss": plateau(1.6), "val_loss": plateau(0.7)}
+    history |= {"accuracy": [0.45] * 12, "val_accuracy": [0.78] * 12}
+    report = diagnose(body(run(), history))
+    assert top(report) == "noisy_labels"
+    # No audit: no change, and the reason (never label smoothing: it cannot lower the loss).
+    fix = report.causes[0].fix
+    assert fix.patch == {} and fix.unavailable and "label audit" in fix.unavailable
+
+    class Audited(Report):  # the report as the label audit fills it
+        label_audit: Any = None
+
+    suspects = [
+        {"index": 7, "given": 3, "likely": 5, "confidence": 0.6},
+        {"index": 2, "given": 1, "likely": 0, "confidence": 0.9},
+    ]
+    audited = Audited(**report.model_dump(), label_audit=type("Audit", (), {"suspects": suspects}))
+    fix = with_label_fix(audited).causes[0].fix
+    assert fix.patch == {"data": {"drop_examples": [2, 7]}}
+    assert [c.model_dump() for c in fix.changes] == [
+        {"path": "data.sample.2.label", "from": 1, "to": 0},
+        {"path": "data.sample.7.label", "from": 3, "to": 5},
+    ]
+    audited.label_audit = type("Audit", (), {"suspects": []})
+    fix = with_label_fix(audited).causes[0].fix
+    assert fix.patch == {} and "flagged no example" in (fix.unavailable or "")

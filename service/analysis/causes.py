@@ -367,10 +367,8 @@ def noisy_labels(ctx: Context) -> Found:
         ev.append(Evidence(0.5, "training loss levels off at a high floor"))
     # The label audit's suspects replace this fix when the report has them (report.py).
     return ev, lambda: fixes.no_label_fix(
-        "no label audit of the sample: upload a sample (POST /v1/datasets) with its labels "
-        "so that suspect examples can be listed"
-        if ctx.stats is None
-        else "the label audit of the sample flagged no example"
+        "no label audit of a data sample: upload one (POST /v1/datasets) with its labels so "
+        "that the examples to relabel or drop can be listed"
     )
 
 

@@ -103,14 +103,22 @@ def static_report(request: DiagnosisRequest, dataset: dict[str, Any] | None) -> 
 def with_label_fix(report: Report) -> Report:
     """The noisy-labels cause's fix becomes the label audit's suspects, when it has any."""
     audit = getattr(report, "label_audit", None)  # filled by the label audit, when it ran
+    if audit is None:
+        return report
     suspects = [
         s.model_dump() if hasattr(s, "model_dump") else dict(s)
         for s in (getattr(audit, "suspects", None) or [])
     ]
-    if suspects:
-        for cause in report.causes:
-            if cause.id == "noisy_labels":
-                cause.fix = fixes.drop_suspect_labels(suspects)
+    for cause in report.causes:
+        if cause.id == "noisy_labels":
+            cause.fix = (
+                fixes.drop_suspect_labels(suspects)
+                if suspects
+                else fixes.no_label_fix(
+                    "the label audit of the sample flagged no example: the noise it shows "
+                    "is spread too thin to name examples (a larger sample may)"
+                )
+            )
     return report
 
 
