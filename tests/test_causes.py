@@ -260,3 +260,23 @@ def test_noisy_labels_fix_is_the_label_audits_suspects_or_says_why_there_is_none
     audited.label_audit = type("Audit", (), {"suspects": []})
     fix = with_label_fix(audited).causes[0].fix
     assert fix.patch == {} and "flagged no example" in (fix.unavailable or "")
+
+
+def test_capacity_fix_widens_every_narrow_layer_and_gives_a_linear_stack_relus() -> None:
+    model = {
+        "input_shape": [28, 28, 1],
+        "layers": [
+            {"type": "conv2d", "name": "thin", "filters": 1, "kernel_size": 3},
+            {"type": "average_pooling2d", "pool_size": 4},
+            {"type": "flatten"},
+            {"type": "dense", "name": "head", "units": 10, "activation": "softmax"},
+        ],
+    }
+    history = {"loss": plateau(1.2), "val_loss": plateau(1.22)}
+    report = diagnose(body(run(model=model), history))
+    cause = next(c for c in report.causes if c.id == "insufficient_capacity")
+    changes = {c.path: (c.from_, c.to) for c in cause.fix.changes}
+    assert changes == {
+        "model.layers.thin.filters": (1, 20),  # 2 channels per class, 10 classes
+        "model.layers.thin.activation": (None, "relu"),
+    }

@@ -506,7 +506,11 @@ def _widen_fix(ctx: Context) -> Fix:
     if ctx.run.model is None or ctx.run.model.layers is None or ctx.arch is None:
         return fixes.none(summary, "run.model is needed to name the narrow layers")
     conv, dense = fixes.capacity_floors(ctx.arch.input_shape, ctx.num_classes)
-    return fixes.widen(ctx.run, ctx.layer_names, conv, dense) or fixes.none(
+    hidden = ctx.weighted_layers()[:-1]  # the last weighted layer is the output head
+    linear = frozenset(layer.name for layer in hidden if (layer.activation or "linear") == "linear")
+    # Only an all-linear stack lacks depth: one linear layer among ReLUs may be on purpose.
+    activate = linear if len(linear) == len(hidden) else frozenset()
+    return fixes.widen(ctx.run, ctx.layer_names, conv, dense, activate) or fixes.none(
         summary, f"no hidden layer has fewer than {conv} filters or {dense} units"
     )
 

@@ -329,29 +329,43 @@ def capacity_floors(
     return max(16, 8 * channels, 2 * c), max(64, 4 * c)
 
 
-def widen(run: RunSpec, names: list[str], conv_floor: int, dense_floor: int) -> Fix | None:
+def widen(
+    run: RunSpec,
+    names: list[str],
+    conv_floor: int,
+    dense_floor: int,
+    activate: frozenset[str] = frozenset(),
+) -> Fix | None:
     """Every hidden conv layer with fewer than `conv_floor` filters and dense layer with
-    fewer than `dense_floor` units widened to that floor; the output layer stays. None: no
-    layer is narrow."""
+    fewer than `dense_floor` units widened to that floor, and the `activate` layers given a
+    ReLU (a stack of linear layers is one linear map however wide); the output layer stays.
+    None: no layer is narrow or linear."""
     assert run.model is not None and run.model.layers is not None
     last = len(run.model.layers) - 1
     edits: Edits = {}
     for i, (layer, name) in enumerate(zip(run.model.layers, names, strict=True)):
         if i == last:
             continue
+        fields: dict[str, Any] = {}
         if layer.filters is not None and layer.filters < conv_floor:
-            edits[name] = {"filters": conv_floor}
+            fields["filters"] = conv_floor
         elif layer.type == "dense" and layer.units is not None and layer.units < dense_floor:
-            edits[name] = {"units": dense_floor}
-    if not edits:
+            fields["units"] = dense_floor
+        if name in activate:
+            fields["activation"] = "relu"
+        edits[name] = fields
+    if not any(edits.values()):
         return None
-    return model_fix(
-        run,
-        names,
-        edits,
-        f"Widen the {len(edits)} narrow hidden layer(s) ({', '.join(list(edits)[:4])}) to "
-        f"≥ {conv_floor} filters per convolution and ≥ {dense_floor} units per dense layer",
-    )
+    narrow = [n for n, f in edits.items() if "filters" in f or "units" in f]
+    parts = []
+    if narrow:
+        parts.append(
+            f"Widen the {len(narrow)} narrow hidden layer(s) ({', '.join(narrow[:4])}) to "
+            f"≥ {conv_floor} filters per convolution and ≥ {dense_floor} units per dense layer"
+        )
+    if activate:
+        parts.append(f"give {', '.join(sorted(activate)[:4])} a ReLU: the hidden layers are linear")
+    return model_fix(run, names, edits, "; ".join(parts))
 
 
 def strip_regularization(run: RunSpec, names: list[str]) -> Fix | None:
