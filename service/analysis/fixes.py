@@ -7,6 +7,7 @@ JSON back, edited (see keras_edit); a layer-list run gets its layer list back, e
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -444,6 +445,8 @@ def _py(value: Any) -> str:
         return repr(tuple(value))
     if isinstance(value, float) and math.isfinite(value):
         return f"{value:g}"
+    if isinstance(value, str):
+        return json.dumps(value)  # double quotes, as Keras code is usually written
     return repr(value)
 
 
