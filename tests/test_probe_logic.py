@@ -124,3 +124,19 @@ def test_a_lower_training_loss_bought_with_a_worse_held_out_loss_is_not_a_fix() 
     )
     assert not judge(baseline, memorises, LN10).confirmed
     assert judge(baseline, generalises, LN10).confirmed
+
+
+def test_combined_fix_takes_the_rate_the_lr_range_test_measured() -> None:
+    sent = run(optimizer={"name": "sgd", "learning_rate": 5.0, "momentum": 0.9})
+    request = DiagnosisRequest.model_validate(body(sent, stuck_curve()))
+    static = static_report(request, None)
+    assert static.causes[0].id == "learning_rate_too_high"
+    baseline = outcome("baseline", [2.30, 2.30])
+    swept = Outcome(Probe("lr_range_suggested", "learning_rate_too_high", {}), [0.6, 0.62])
+    judgements = [judge(baseline, swept, LN10, 0.61)]
+    fix = combined_fix(static.causes, judgements, request.run, measured_lr=0.03)
+    assert fix is not None and fix.patch == {"optimizer": {"learning_rate": 0.03}}
+    assert fix.keras == ["keras.optimizers.SGD(learning_rate=0.03, momentum=0.9)"]
+    # Without the measurement, the computed rate stands.
+    computed = combined_fix(static.causes, judgements)
+    assert computed is not None and computed.patch == static.causes[0].fix.patch

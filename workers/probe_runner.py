@@ -19,6 +19,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from service.analysis.patch import apply
 from service.analysis.probes import (
+    LR_RANGE_PROBE,
     Outcome,
     Probe,
     combined_fix,
@@ -283,9 +284,7 @@ def _lr_probe(s: Session, lr: float | None) -> Probe | None:
     if not math.isfinite(suggested) or suggested <= 0 or 1 / 3 < suggested / lr < 3:
         return None
     cause = "learning_rate_too_high" if suggested < lr else "learning_rate_too_low"
-    return Probe(
-        "lr_range_suggested", cause, {"optimizer": {"learning_rate": float(f"{suggested:.2g}")}}
-    )
+    return Probe(LR_RANGE_PROBE, cause, {"optimizer": {"learning_rate": float(f"{suggested:.2g}")}})
 
 
 def _survivors(n: int, protected: int) -> int:
@@ -419,7 +418,9 @@ def _verdict(
         name: replace(outs[-1], curve=[p for o in outs for p in o.curve])
         for name, outs in rungs.items()
     }
-    combined = combined_fix(static.causes, judgements)
+    lr_probe = rungs.get(LR_RANGE_PROBE)
+    measured_lr = lr_probe[-1].probe.change["optimizer"]["learning_rate"] if lr_probe else None
+    combined = combined_fix(static.causes, judgements, s.request.run, measured_lr)
     runs = [_probe_run(o, s.seeds) for o in finals.values()]
     effect = None
     if combined and bad:

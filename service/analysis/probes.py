@@ -16,6 +16,7 @@ from service.analysis.causes import PRIOR
 from service.analysis.curves import HIGH_LEVEL
 from service.analysis.evidence import Context, sigmoid
 from service.schemas.report import Cause, Fix, ProbeEvidence, Report
+from service.schemas.run import RunSpec
 
 
 @dataclass(frozen=True)
@@ -293,10 +294,21 @@ def fix_effect(baseline: Outcome, fixed: Outcome, j: Judgement, seeds: int) -> P
     )
 
 
-def combined_fix(causes: list[Cause], judgements: list[Judgement], limit: int = 3) -> Fix | None:
+LR_RANGE_PROBE = "lr_range_suggested"  # the worker's probe of the LR range test's suggestion
+
+
+def combined_fix(
+    causes: list[Cause],
+    judgements: list[Judgement],
+    run: RunSpec | None = None,
+    measured_lr: float | None = None,
+    limit: int = 3,
+) -> Fix | None:
     """The recommended fixes of the probe-confirmed causes (best first, one per cause), as one
-    fix for the `combined` probe to verify. Only one of them may rewrite the model: each model
-    fix carries the whole model, so a second would overwrite the first."""
+    fix for the `combined` probe to verify. A learning-rate cause confirmed by the LR range
+    test's probe takes the rate it measured (`measured_lr`) over the computed one. Only one
+    fix may rewrite the model: each model fix carries the whole model, so a second would
+    overwrite the first."""
     by_id = {c.id: c for c in causes}
     chosen: list[Fix] = []
     seen: set[str] = set()
@@ -310,6 +322,9 @@ def combined_fix(causes: list[Cause], judgements: list[Judgement], limit: int = 
         if "model" in cause.fix.patch and any("model" in f.patch for f in chosen):
             continue
         seen.add(j.cause)
+        if j.probe == LR_RANGE_PROBE and run is not None and measured_lr is not None:
+            chosen.append(fixes.learning_rate(run, measured_lr, "the LR range test's valley"))
+            continue
         chosen.append(cause.fix)
         if len(chosen) == limit:
             break
