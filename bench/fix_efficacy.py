@@ -73,20 +73,19 @@ def sample_rows(data: Any, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed + 1).choice(n, min(SAMPLE_SIZE, n), replace=False))
 
 
-def retrain(run_doc: dict[str, Any], data: Any, seed: int, before: dict[str, Any]) -> Trained:
+def retrain(run_doc: dict[str, Any], data: Any, seed: int, normalize: str | None = None) -> Trained:
     """Train `run_doc` as the worker would, `epochs` epochs of the data it was fed.
 
-    The data is the user's as fed to fit; a normalization the fix changes is applied to it (the
-    user applies the fix to what they feed), an unchanged one is not applied again.
+    The data is the user's as fed to fit; `normalize` is a normalization a fix asks for, which
+    the user applies to what they feed (the run's own normalization already happened).
     """
     from service.schemas.run import RunSpec
     from workers.data import apply_preprocessing
     from workers.train import train
 
     run = RunSpec.model_validate(run_doc)
-    norm = (run_doc.get("preprocessing") or {}).get("normalization")
-    if norm != (before.get("preprocessing") or {}).get("normalization"):
-        data = apply_preprocessing(data, norm)
+    if normalize is not None:
+        data = apply_preprocessing(data, normalize)
     data = _without_dropped(run_doc, data, seed)
     batch = min(run.batch_size or 32, len(data.x_train))
     per_epoch = max(1, len(data.x_train) // batch)  # the trainer drops a last partial batch
@@ -101,6 +100,14 @@ def retrain(run_doc: dict[str, Any], data: Any, seed: int, before: dict[str, Any
     last = result.curve[-1] if result.curve else None
     loss = math.inf if result.non_finite or last is None else float(last)
     return Trained(loss, math.inf if result.val_loss is None else float(result.val_loss))
+
+
+def normalization(fix: dict[str, Any]) -> str | None:
+    """The input normalization a fix asks the user to apply, if it changes it."""
+    for change in fix.get("changes") or []:
+        if change["path"] == "preprocessing.normalization":
+            return str(change["to"])
+    return None
 
 
 def _without_dropped(run_doc: dict[str, Any], data: Any, seed: int) -> Any:
@@ -150,17 +157,17 @@ def measure(cases: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
             )
             run = case["request"]["run"]
             data = training_data(recipe.faulty, seed)
-            faulty = retrain(run, data, seed, run)
+            faulty = retrain(run, data, seed)
             if recipe.twin not in twins:
                 twin_run = _twin_run(case, recipe)
-                twins[recipe.twin] = retrain(
-                    twin_run, training_data(recipe.twin, seed), seed, twin_run
-                )
+                twins[recipe.twin] = retrain(twin_run, training_data(recipe.twin, seed), seed)
             twin = twins[recipe.twin]
             fixed, fix_error = None, None
             if top is not None and top["fix"]["patch"]:
                 try:
-                    fixed = retrain(patch.apply(run, top["fix"]["patch"]), data, seed, run)
+                    fixed = retrain(
+                        patch.apply(run, top["fix"]["patch"]), data, seed, normalization(top["fix"])
+                    )
                 except Exception as error:  # a fix that does not build is a result, not a crash
                     fix_error = f"{type(error).__name__}: {error}"[:300]
             key = "val_loss" if case["cause"] == "overfitting" else "loss"

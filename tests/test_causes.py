@@ -280,3 +280,16 @@ def test_capacity_fix_widens_every_narrow_layer_and_gives_a_linear_stack_relus()
         "model.layers.thin.filters": (1, 20),  # 2 channels per class, 10 classes
         "model.layers.thin.activation": (None, "relu"),
     }
+
+
+def test_offset_inputs_are_standardized_pixels_rescaled() -> None:
+    from service.analysis import fixes
+    from service.schemas.run import RunSpec
+
+    spec = RunSpec.model_validate(run())
+    pixels = fixes.normalize_inputs(spec, (0.0, 255.0))
+    assert pixels.patch == {"preprocessing": {"normalization": "rescale"}}
+    assert pixels.keras == ["x_train, x_val = x_train / 255, x_val / 255"]
+    # [50, 51]: dividing by 51 leaves everything near 1; only subtracting the mean centres it.
+    offset = fixes.normalize_inputs(spec, (50.0, 51.0))
+    assert offset.patch == {"preprocessing": {"normalization": "standardize"}}

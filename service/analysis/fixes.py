@@ -140,13 +140,21 @@ def batch_size(run: RunSpec, value: int, why: str) -> Fix:
 
 
 def normalize_inputs(run: RunSpec, input_range: tuple[float, float] | None) -> Fix:
+    """Rescale [min, max] to [0, 1] when the inputs start near 0 (pixels), else standardize:
+    an offset larger than a tenth of the span would survive a division by the maximum."""
     before = run.preprocessing.normalization if run.preprocessing else None
-    if input_range is not None and input_range[0] >= 0:
-        top = input_range[1] or 1.0
+    if input_range is not None and 0 <= input_range[0] <= 0.1 * (input_range[1] - input_range[0]):
+        lo, hi = input_range
+        line = (
+            f"x_train, x_val = x_train / {hi:g}, x_val / {hi:g}"
+            if lo == 0
+            else f"x_train, x_val = (x_train - {lo:g}) / {hi - lo:g}, "
+            f"(x_val - {lo:g}) / {hi - lo:g}"
+        )
         return Fix(
-            summary=f"Rescale inputs to [0, 1] (divide by the maximum, {top:g})",
+            summary=f"Rescale inputs from [{lo:g}, {hi:g}] to [0, 1]",
             changes=[_change(path="preprocessing.normalization", from_=before, to="rescale")],
-            keras=[f"x_train, x_val = x_train / {top:g}, x_val / {top:g}"],
+            keras=[line],
             patch={"preprocessing": {"normalization": "rescale"}},
         )
     return Fix(
