@@ -262,7 +262,7 @@ def test_noisy_labels_fix_is_the_label_audits_suspects_or_says_why_there_is_none
     assert fix.patch == {} and "flagged no example" in (fix.unavailable or "")
 
 
-def test_capacity_fix_widens_every_narrow_layer_and_gives_a_linear_stack_relus() -> None:
+def test_capacity_fix_widens_narrow_layers_activates_a_linear_stack_and_adds_depth() -> None:
     model = {
         "input_shape": [28, 28, 1],
         "layers": [
@@ -276,9 +276,19 @@ def test_capacity_fix_widens_every_narrow_layer_and_gives_a_linear_stack_relus()
     report = diagnose(body(run(model=model), history))
     cause = next(c for c in report.causes if c.id == "insufficient_capacity")
     changes = {c.path: (c.from_, c.to) for c in cause.fix.changes}
+    new = {"name": "hidden_dense", "units": 64, "activation": "relu", "before": "head"}
     assert changes == {
         "model.layers.thin.filters": (1, 20),  # 2 channels per class, 10 classes
         "model.layers.thin.activation": (None, "relu"),
+        "model.layers.hidden_dense": (None, new),  # one conv deep: a hidden layer added
+    }
+    layers = cause.fix.patch["model"]["layers"]
+    assert [layer["type"] for layer in layers][-2:] == ["dense", "dense"]
+    assert layers[-2] == {
+        "type": "dense",
+        "name": "hidden_dense",
+        "units": 64,
+        "activation": "relu",
     }
 
 

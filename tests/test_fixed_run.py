@@ -103,6 +103,19 @@ def _functional_cnn(keras: Any) -> Any:
     return keras.Model(inputs, outputs)
 
 
+def _one_conv_deep(keras: Any) -> Any:
+    """Nearly linear: one linear 1-filter convolution under a softmax (gets width and depth)."""
+    return keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Conv2D(1, 3, activation="linear"),
+            keras.layers.AveragePooling2D(4),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+
+
 def _trains(keras: Any, keras_json: Any) -> float:
     """Loads the JSON with Keras and trains one epoch; returns the loss."""
     model = keras.models.model_from_json(
@@ -118,9 +131,11 @@ def _trains(keras: Any, keras_json: Any) -> float:
 @pytest.mark.tf
 def test_fixed_keras_run_loads_with_model_from_json_and_trains(client: TestClient) -> None:
     keras = pytest.importorskip("keras")
+    seen: set[str] = set()
     for model, history in (
         (_faulty_cnn(keras), {"loss": plateau(2.2), "val_loss": plateau(1.9)}),
         (_functional_cnn(keras), {"loss": plateau(1.4), "val_loss": plateau(1.42)}),
+        (_one_conv_deep(keras), {"loss": plateau(1.2), "val_loss": plateau(1.22)}),
     ):
         sent = run(model={"keras_json": model.to_json()})
         doc = client.post("/v1/diagnoses", json=body(sent, history)).json()
@@ -134,8 +149,16 @@ def test_fixed_keras_run_loads_with_model_from_json_and_trains(client: TestClien
             assert "layers" not in fixed["run"]["model"]  # the user's form, not our layer list
             loaded = keras.models.model_from_json(keras_json)
             for change in fixed["fix"]["changes"]:
+                if change["from"] is None and isinstance(change["to"], dict):  # a new layer
+                    added = loaded.get_layer(change["to"]["name"]).get_config()
+                    assert added["units"] == change["to"]["units"]
+                    seen.add("new layer")
+                    continue
                 _, _, layer, field = change["path"].split(".")
+                seen.add(field)
                 if field in ("kernel_size", "filters", "units"):
                     value = loaded.get_layer(layer).get_config()[field]
                     assert (list(value) if isinstance(value, tuple) else value) == change["to"]
             assert np.isfinite(_trains(keras, keras_json)), cause
+    # Between them the fixes edited kernels, padding, widths, activations and added a layer.
+    assert {"kernel_size", "padding", "filters", "units", "activation", "new layer"} <= seen

@@ -510,7 +510,10 @@ def _widen_fix(ctx: Context) -> Fix:
     linear = frozenset(layer.name for layer in hidden if (layer.activation or "linear") == "linear")
     # Only an all-linear stack lacks depth: one linear layer among ReLUs may be on purpose.
     activate = linear if len(linear) == len(hidden) else frozenset()
-    return fixes.widen(ctx.run, ctx.layer_names, conv, dense, activate) or fixes.none(
+    # One hidden weighted layer feeding a dense output: too shallow, whatever its width.
+    out = ctx.run.model.layers[-1]
+    deepen = len(hidden) <= 1 and out.type == "dense" and fixes.can_insert(ctx.run)
+    return fixes.widen(ctx.run, ctx.layer_names, conv, dense, activate, deepen) or fixes.none(
         summary, f"no hidden layer has fewer than {conv} filters or {dense} units"
     )
 

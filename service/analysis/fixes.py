@@ -240,12 +240,25 @@ def no_label_fix(why: str) -> Fix:
 Edits = dict[str, dict[str, Any]]  # layer name → {layer-list field: new value}
 
 
-def model_fix(run: RunSpec, names: list[str], edits: Edits, summary: str) -> Fix:
-    """A fix that changes fields of named layers, in the form the run's model came in."""
+def model_fix(
+    run: RunSpec, names: list[str], edits: Edits, summary: str, inserts: Edits | None = None
+) -> Fix:
+    """A fix that changes fields of named layers, and inserts hidden Dense layers (`inserts`:
+    {the layer to insert before: {"name", "units", "activation"}}), in the form the run's
+    model came in. Inserting needs a Sequential model or a plain layer list (`can_insert`)."""
     assert run.model is not None and run.model.layers is not None
     edits = {name: fields for name, fields in edits.items() if fields}
+    inserts = inserts or {}
     by_name = dict(zip(names, run.model.layers, strict=True))
     changes, lines = [], []
+    for before, new in inserts.items():
+        changes.append(
+            _change(path=f"model.layers.{new['name']}", from_=None, to={**new, "before": before})
+        )
+        lines.append(
+            f"keras.layers.Dense({new['units']}, activation={_py(new['activation'])}, "
+            f"name={_py(new['name'])})  # a new layer, before {_py(before)}"
+        )
     for name, fields in edits.items():
         layer = by_name[name]
         for field, value in fields.items():
@@ -260,16 +273,28 @@ def model_fix(run: RunSpec, names: list[str], edits: Edits, summary: str) -> Fix
         args = ", ".join(f"{field}={_py(value)}" for field, value in fields.items())
         lines.append(f'keras.layers.{cls}(..., {args}, name="{name}")')
     if run.model.keras_json is not None:
-        edited = keras_edit.edit(run.model.keras_json, edits)
+        edited = keras_edit.edit(run.model.keras_json, edits, inserts)
         patch: dict[str, Any] = {"model": {"keras_json": edited}}
     else:
         out = []
         for layer, name in zip(run.model.layers, names, strict=True):
+            if name in inserts:
+                out.append({"type": "dense", **inserts[name]})
             doc = layer.model_dump(mode="json", exclude_none=True)
             doc.update({k: _plain(v) for k, v in edits.get(name, {}).items()})
             out.append(doc)
         patch = {"model": {"input_shape": run.model.input_shape, "layers": out}}
     return Fix(summary=summary, changes=changes, keras=lines, patch=patch)
+
+
+def can_insert(run: RunSpec) -> bool:
+    """Whether a fix can add layers to this run's model: a Sequential Keras model, or a layer
+    list without branches."""
+    if run.model is None or run.model.layers is None:
+        return False
+    if run.model.keras_json is not None:
+        return keras_edit.can_insert(run.model.keras_json)
+    return all(layer.inputs is None for layer in run.model.layers)
 
 
 def initializer_for(activation: str | None) -> str:
@@ -344,11 +369,13 @@ def widen(
     conv_floor: int,
     dense_floor: int,
     activate: frozenset[str] = frozenset(),
+    deepen: bool = False,
 ) -> Fix | None:
     """Every hidden conv layer with fewer than `conv_floor` filters and dense layer with
-    fewer than `dense_floor` units widened to that floor, and the `activate` layers given a
-    ReLU (a stack of linear layers is one linear map however wide); the output layer stays.
-    None: no layer is narrow or linear."""
+    fewer than `dense_floor` units widened to that floor; the `activate` layers given a ReLU
+    (a stack of linear layers is one linear map however wide); with `deepen`, a hidden Dense
+    layer of `dense_floor` ReLU units inserted before the output layer. The output layer
+    stays. None: nothing to change."""
     assert run.model is not None and run.model.layers is not None
     last = len(run.model.layers) - 1
     edits: Edits = {}
@@ -363,7 +390,11 @@ def widen(
         if name in activate:
             fields["activation"] = "relu"
         edits[name] = fields
-    if not any(edits.values()):
+    inserts: Edits = {}
+    if deepen:
+        new = _fresh_name("hidden_dense", names)
+        inserts[names[last]] = {"name": new, "units": dense_floor, "activation": "relu"}
+    if not any(edits.values()) and not inserts:
         return None
     narrow = [n for n, f in edits.items() if "filters" in f or "units" in f]
     parts = []
@@ -374,7 +405,20 @@ def widen(
         )
     if activate:
         parts.append(f"give {', '.join(sorted(activate)[:4])} a ReLU: the hidden layers are linear")
-    return model_fix(run, names, edits, "; ".join(parts))
+    if inserts:
+        parts.append(
+            f"add a hidden Dense layer of {dense_floor} ReLU units before {names[last]!r}: "
+            "one weighted layer is too shallow to combine the features"
+        )
+    return model_fix(run, names, edits, "; ".join(parts), inserts)
+
+
+def _fresh_name(stem: str, taken: list[str]) -> str:
+    name, i = stem, 1
+    while name in taken:
+        i += 1
+        name = f"{stem}_{i}"
+    return name
 
 
 def strip_regularization(run: RunSpec, names: list[str]) -> Fix | None:

@@ -36,10 +36,19 @@ _REGULARIZERS = {
 _INITIALIZER_KEYS = {"kernel_initializer", "depthwise_initializer", "pointwise_initializer"}
 
 
-def edit(keras_json: str | dict[str, Any], edits: dict[str, dict[str, Any]]) -> Any:
+def edit(
+    keras_json: str | dict[str, Any],
+    edits: dict[str, dict[str, Any]],
+    inserts: dict[str, dict[str, Any]] | None = None,
+) -> Any:
     """`keras_json` (as sent: a string or a parsed dict) with `edits` {layer name: {field:
-    value}} applied, in the same form. Raises KeyError for a layer name it does not hold."""
+    value}} applied and `inserts` {layer name: new Dense layer's config} placed before the
+    named layers, in the same form. Raises KeyError for a layer name it does not hold, and
+    ValueError for an insert into a model that is not Sequential."""
     doc = json.loads(keras_json) if isinstance(keras_json, str) else copy.deepcopy(keras_json)
+    if inserts:
+        _insert(doc, inserts)
+        edits = {**edits, **{name: {} for name in inserts}}  # what follows is rebuilt
     missing = set(edits)
     stale = False  # layers after an edited one were built for a shape that may have changed
     for entry in _layers(doc):
@@ -57,6 +66,37 @@ def edit(keras_json: str | dict[str, Any], edits: dict[str, dict[str, Any]]) -> 
     if missing:
         raise KeyError(f"no layer named {sorted(missing)} in the Keras JSON")
     return json.dumps(doc) if isinstance(keras_json, str) else doc
+
+
+def _insert(doc: dict[str, Any], inserts: dict[str, dict[str, Any]]) -> None:
+    """New Dense layers into a Sequential model's list (a Functional one would need its
+    graph rewired, which this editor does not do)."""
+    if doc.get("class_name") != "Sequential":
+        raise ValueError("layers can be inserted into a Sequential model only")
+    entries = doc["config"]["layers"]
+    for before, config in inserts.items():
+        at = next(
+            (i for i, e in enumerate(entries) if (e.get("config") or {}).get("name") == before),
+            None,
+        )
+        if at is None:
+            raise KeyError(f"no layer named {before!r} in the Keras JSON")
+        entries.insert(
+            at,
+            {
+                "module": "keras.layers",
+                "class_name": "Dense",
+                "config": {k: keras_value(k, v) for k, v in config.items()},
+                "registered_name": None,
+            },
+        )
+        entries[at + 1].pop("build_config", None)  # its input is now the new layer
+
+
+def can_insert(keras_json: str | dict[str, Any]) -> bool:
+    """Whether `edit` can insert layers into this model (a Sequential one)."""
+    doc = json.loads(keras_json) if isinstance(keras_json, str) else keras_json
+    return isinstance(doc, dict) and doc.get("class_name") == "Sequential"
 
 
 def current(keras_json: str | dict[str, Any], name: str, field: str) -> Any:
