@@ -296,7 +296,9 @@ def main() -> None:
     rows = measure(cases, args.seed)
     summary = summarize(rows)
     OUT.mkdir(exist_ok=True)
-    tag = f"-per{args.per_cause}" if args.per_cause else ""
+    tag = (f"-per{args.per_cause}" if args.per_cause else "") + (
+        "-only-" + "-".join(args.only) if args.only else ""
+    )
     (OUT / f"fix_efficacy{tag}.json").write_text(
         json.dumps({"summary": summary, "rows": rows}, indent=1, default=str)
     )
