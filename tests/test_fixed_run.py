@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.analysis import keras_edit
+from service.schemas.run import RunSpec
 from tests.runs import body, cnn, healthy_curve, run
 
 PROBLEM = "application/problem+json"
@@ -148,6 +149,8 @@ def test_fixed_keras_run_loads_with_model_from_json_and_trains(client: TestClien
             keras_json = fixed["run"]["model"]["keras_json"]
             assert "layers" not in fixed["run"]["model"]  # the user's form, not our layer list
             loaded = keras.models.model_from_json(keras_json)
+            # The service reads the edited JSON too (a probe trains the fixed run).
+            assert RunSpec.model_validate(fixed["run"]).model is not None
             for change in fixed["fix"]["changes"]:
                 if change["from"] is None and isinstance(change["to"], dict):  # a new layer
                     added = loaded.get_layer(change["to"]["name"]).get_config()
