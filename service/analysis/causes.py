@@ -367,8 +367,10 @@ def noisy_labels(ctx: Context) -> Found:
         ev.append(Evidence(0.5, "training loss levels off at a high floor"))
     # The label audit's suspects replace this fix when the report has them (report.py).
     return ev, lambda: fixes.no_label_fix(
-        "no label audit of a data sample: upload one (POST /v1/datasets) with its labels so "
-        "that the examples to relabel or drop can be listed"
+        "no data sample to audit: upload one (POST /v1/datasets) with its labels so that "
+        "the examples to relabel or drop can be listed"
+        if ctx.stats is None
+        else "the sample's labels were not audited, so no example can be named"
     )
 
 
