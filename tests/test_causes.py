@@ -241,7 +241,7 @@ def test_noisy_labels_fix_is_the_label_audits_suspects_or_says_why_there_is_none
     assert top(report) == "noisy_labels"
     # No audit: no change, and the reason (never label smoothing: it cannot lower the loss).
     fix = report.causes[0].fix
-    assert fix.patch == {} and fix.unavailable and "label audit" in fix.unavailable
+    assert fix.patch == {} and fix.unavailable and "no data sample to audit" in fix.unavailable
 
     class Audited(Report):  # the report as the label audit fills it
         label_audit: Any = None
