@@ -160,8 +160,8 @@ def _progress_printer(out: TextIO) -> Any:
 
 
 def render_text(diagnosis: Diagnosis) -> str:
-    """The readable summary: verdict, summary, causes (confidence, evidence, fix patch as JSON),
-    symptoms, data checks, a probe table and notes."""
+    """The readable summary: verdict, summary, causes (confidence, evidence, the fix's changes
+    and Keras lines), symptoms, data checks, a probe table and notes."""
     lines = [f"diagnosis {diagnosis.id}: {diagnosis.status}"]
     if diagnosis.error:
         lines.append(f"error: {diagnosis.error}")
@@ -182,7 +182,13 @@ def render_text(diagnosis: Diagnosis) -> str:
         lines.append(f"  {i}. {cause.id}  confidence {cause.confidence:.2f}")
         lines += [f"     - {e}" for e in cause.evidence]
         lines.append(f"     fix: {cause.fix.summary}")
-        lines += ["       " + row for row in compact_json(cause.fix.patch).splitlines()]
+        lines += [
+            f"       {c.path}: {json.dumps(c.from_)} -> {json.dumps(c.to)}"
+            for c in cause.fix.changes
+        ]
+        lines += [f"       {line}" for line in cause.fix.keras]
+        if cause.fix.unavailable:
+            lines.append(f"       (no concrete change: {cause.fix.unavailable})")
         if cause.probe is not None:
             pr = cause.probe
             verdict = "confirmed" if pr.confirmed else "not confirmed"
@@ -209,22 +215,6 @@ def render_text(diagnosis: Diagnosis) -> str:
         lines += ["", "notes:"]
         lines += [f"  - {n}" for n in report.notes]
     return "\n".join(lines)
-
-
-def compact_json(value: Any, indent: int = 0, width: int = 110) -> str:
-    """JSON, pretty-printed only where the one-line form is too wide: a layer per line."""
-    flat = json.dumps(value, sort_keys=True)
-    if len(flat) + indent <= width or not isinstance(value, dict | list) or not value:
-        return flat
-    pad = " " * (indent + 2)
-    if isinstance(value, dict):
-        items = [
-            f"{pad}{json.dumps(k)}: {compact_json(v, indent + 2, width)}"
-            for k, v in sorted(value.items())
-        ]
-        return "{\n" + ",\n".join(items) + "\n" + " " * indent + "}"
-    items = [pad + compact_json(v, indent + 2, width) for v in value]
-    return "[\n" + ",\n".join(items) + "\n" + " " * indent + "]"
 
 
 def _fmt(value: float | None) -> str:

@@ -20,7 +20,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 
 from service.schemas.diagnosis import Diagnosis
-from service.schemas.report import Report
+from service.schemas.report import Fix, Report
 from service.schemas.run import OPTIMIZERS
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "LossDoctorError",
     "LossDoctorUnavailable",
     "Report",
+    "apply_fix",
     "default_url",
     "from_keras",
     "run_from_keras",
@@ -298,6 +299,13 @@ class LossDoctor:
         """The server-rendered report page."""
         return self._request("GET", _path(diagnosis_id) + "/report.html").text
 
+    def fixed_run(self, diagnosis_id: str, cause: str | None = None) -> dict[str, Any]:
+        """The run with the top cause's fix (or `cause`'s) applied, as the server builds it:
+        {"diagnosis_id", "cause", "fix", "run"}. A Keras JSON model comes back as the same
+        Keras JSON, edited: `keras.models.model_from_json(out["run"]["model"]["keras_json"])`."""
+        params = {"cause": cause} if cause else None
+        return self._request("GET", _path(diagnosis_id) + "/fixed-run", params=params).json()
+
 
 class AsyncLossDoctor:
     """The same API as `LossDoctor`, with coroutines (`async with AsyncLossDoctor(url) as ld`)."""
@@ -400,8 +408,23 @@ class AsyncLossDoctor:
     async def report_html(self, diagnosis_id: str) -> str:
         return (await self._request("GET", _path(diagnosis_id) + "/report.html")).text
 
+    async def fixed_run(self, diagnosis_id: str, cause: str | None = None) -> dict[str, Any]:
+        params = {"cause": cause} if cause else None
+        path = _path(diagnosis_id) + "/fixed-run"
+        return (await self._request("GET", path, params=params)).json()
+
 
 _JSON = {"content-type": "application/json"}
+
+
+def apply_fix(run: Mapping[str, Any], fix: Fix | Mapping[str, Any]) -> dict[str, Any]:
+    """`run` (a run spec dict, as sent) with `fix.patch` merged in (RFC 7396), offline.
+
+    The same merge the server's `fixed-run` does; `run` itself is not modified."""
+    from service.analysis.patch import apply
+
+    patch = fix.patch if isinstance(fix, Fix) else fix.get("patch") or {}
+    return apply(dict(run), patch)  # type: ignore[no-any-return]
 
 
 def _path(diagnosis_id: str) -> str:

@@ -10,7 +10,6 @@ its summary and the top fix. When the service is down, it warns once and trainin
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -25,6 +24,7 @@ from lossdoctor_client.client import (
     jsonable,
     run_from_keras,
 )
+from lossdoctor_client.text import summary_text
 from service.schemas.diagnosis import Diagnosis
 
 logger = logging.getLogger("lossdoctor_client")
@@ -191,17 +191,3 @@ def _number(value: Any) -> Any:
         return float(value)
     except (TypeError, ValueError):
         return None
-
-
-def summary_text(diagnosis: Diagnosis) -> str:
-    """Two to four lines: verdict and summary, the top cause, its fix as a JSON merge patch."""
-    report = diagnosis.report
-    if report is None:
-        return f"lossdoctor: diagnosis {diagnosis.id} is {diagnosis.status}"
-    lines = [f"lossdoctor: {report.verdict}: {report.summary}"]
-    if report.causes:
-        top = report.causes[0]
-        lines.append(f"  top cause: {top.id} (confidence {top.confidence:.2f})")
-        lines.append(f"  fix: {top.fix.summary}")
-        lines.append(f"  patch: {json.dumps(top.fix.patch, sort_keys=True)}")
-    return "\n".join(lines)

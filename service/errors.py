@@ -61,6 +61,11 @@ class Conflict(LossDoctorError):
     """The resource is in a state that forbids the request. HTTP 409."""
 
 
+class NoFixToApply(LossDoctorError):
+    """A diagnosis with no concrete fix to apply: no report yet, no problem, or a fix that
+    names no change. HTTP 409."""
+
+
 class FeatureNotInstalled(LossDoctorError):
     """A feature whose optional dependency is not installed. HTTP 501."""
 

@@ -31,6 +31,7 @@ STATUS: dict[type[errors.LossDoctorError], tuple[int, str, dict[str, str] | None
     errors.TooManyRequests: (429, "Too many requests", {"Retry-After": "30"}),
     errors.NotFound: (404, "Not found", None),
     errors.Conflict: (409, "Conflict", None),
+    errors.NoFixToApply: (409, "No fix to apply", None),
     errors.FeatureNotInstalled: (501, "Not implemented", None),
     errors.ServiceUnavailable: (503, "Service unavailable", None),
 }

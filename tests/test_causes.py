@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from service.analysis.report import static_report
+from service.analysis import causes
+from service.analysis.report import build_context, static_report
 from service.schemas.dataset import Dataset
 from service.schemas.diagnosis import DiagnosisRequest
 from service.schemas.report import Report
@@ -36,7 +37,22 @@ def test_healthy_run_is_healthy_with_no_credible_cause() -> None:
 def test_adam_at_half_is_learning_rate_too_high() -> None:
     report = diagnose(body(run(optimizer={"name": "Adam", "learning_rate": 0.5}), stuck_curve()))
     assert top(report) == "learning_rate_too_high"
-    assert report.causes[0].fix.patch == {"optimizer": {"learning_rate": 0.001}}
+    # Adam's typical 1e-3 is for batch 32; its step grows with √batch, so batch 64 gets 1.4e-3.
+    fix = report.causes[0].fix
+    assert fix.patch == {"optimizer": {"learning_rate": 0.0014}}
+    assert [c.model_dump() for c in fix.changes] == [
+        {"path": "optimizer.learning_rate", "from": 0.5, "to": 0.0014}
+    ]
+    assert fix.keras == ["keras.optimizers.Adam(learning_rate=0.0014)"]
+
+
+def test_sgd_rate_fix_keeps_momentum_and_scales_with_batch() -> None:
+    opt = {"name": "SGD", "learning_rate": 5.0, "momentum": 0.9}
+    report = diagnose(body(run(optimizer=opt, batch_size=32), stuck_curve()))
+    fix = next(c.fix for c in report.causes if c.id == "learning_rate_too_high")
+    # SGD's typical step 0.1 (lr / (1 − momentum)) at batch 32: lr 0.01 with momentum kept.
+    assert fix.patch == {"optimizer": {"learning_rate": 0.01}}
+    assert fix.keras == ["keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)"]
 
 
 def test_sgd_momentum_counts_in_the_effective_step() -> None:
@@ -113,14 +129,22 @@ def test_l2_of_one_is_excessive_regularization() -> None:
     history = {"loss": plateau(2.2), "val_loss": plateau(1.9)}
     report = diagnose(body(run(model=cnn(l2=1.0)), history))
     assert top(report) == "excessive_regularization"
+    # The new coefficient brings the penalty at initialisation to 1% of ln C (not a fixed ÷100).
+    request = DiagnosisRequest.model_validate(body(run(model=cnn(l2=1.0)), history))
+    penalty = causes._penalty(build_context(request, None))
     layer = report.causes[0].fix.patch["model"]["layers"][0]
-    assert layer["kernel_regularizer"]["l2"] == pytest.approx(0.01)
+    scaled = layer["kernel_regularizer"]["l2"] * penalty  # the penalty at l2 = 1.0 is `penalty`
+    assert scaled == pytest.approx(0.01 * math.log(10), rel=0.05)
+    assert report.causes[0].fix.changes[0].path.endswith(".kernel_regularizer")
 
 
 def test_two_unit_bottleneck_is_insufficient_capacity() -> None:
     history = {"loss": plateau(1.4), "val_loss": plateau(1.42)}
     report = diagnose(body(run(model=cnn(hidden=2)), history))
     assert top(report) == "insufficient_capacity"
+    # The 2-unit layer is widened to 4 units per class (10 classes → 40, at least 64).
+    changes = report.causes[0].fix.changes
+    assert [(c.from_, c.to) for c in changes if c.path.endswith(".units")] == [(2, 64)]
 
 
 def test_rising_validation_loss_is_overfitting() -> None:
@@ -131,7 +155,9 @@ def test_rising_validation_loss_is_overfitting() -> None:
         body(run(data={"num_classes": 10, "num_examples": 300}), {"loss": loss, "val_loss": val})
     )
     assert top(report) == "overfitting"
-    assert "augmentation" in report.causes[0].fix.patch["preprocessing"]
+    # Validation loss was lowest at epoch 6: the fix stops there.
+    assert report.causes[0].fix.patch == {"epochs": 6}
+    assert report.causes[0].fix.changes[0].model_dump() == {"path": "epochs", "from": 20, "to": 6}
 
 
 def test_batch_of_one_with_batchnorm_is_batch_size_too_small() -> None:
@@ -156,7 +182,13 @@ def test_21x21_first_kernel_on_28x28_is_kernel_size_mismatch() -> None:
     history = {"loss": plateau(1.3), "val_loss": plateau(1.35)}
     report = diagnose(body(run(model=cnn(first_kernel=21)), history))
     assert top(report) == "kernel_size_mismatch"
-    assert report.causes[0].fix.patch["model"]["layers"][0]["kernel_size"] == 3
+    fix = report.causes[0].fix
+    assert fix.patch["model"]["layers"][0]["kernel_size"] == [3, 3]
+    first = fix.changes[0]
+    # The layer list names no layers: the path uses the name the architecture gave it.
+    assert first.path.startswith("model.layers.") and first.path.endswith(".kernel_size")
+    assert (first.from_, first.to) == (21, [3, 3])
+    assert "kernel_size=(3, 3)" in fix.keras[0]
 
 
 def test_softmax_with_from_logits_is_output_loss_mismatch() -> None:
@@ -199,3 +231,93 @@ def test_every_cause_has_evidence_and_a_fix_summary() -> None:
     assert [c.confidence for c in report.causes] == sorted(
         (c.confidence for c in report.causes), reverse=True
     )
+
+
+def test_noisy_labels_fix_is_the_label_audits_suspects_or_says_why_there_is_none() -> None:
+    from dataclasses import replace
+
+    from service.analysis.labels import with_audit
+    from service.schemas.report import LabelAudit, LabelSuspect
+
+    history = {"loss": plateau(1.6), "val_loss": plateau(0.7)}
+    history |= {"accuracy": [0.45] * 12, "val_accuracy": [0.78] * 12}
+    request = DiagnosisRequest.model_validate(body(run(), history))
+    report = static_report(request, None)
+    assert top(report) == "noisy_labels"
+    # No audit: no change, and the reason (never label smoothing: it cannot lower the loss).
+    fix = report.causes[0].fix
+    assert fix.patch == {} and fix.unavailable and "no data sample to audit" in fix.unavailable
+
+    def audited(suspects: list[LabelSuspect]) -> Report:
+        audit = LabelAudit(
+            method="cleanlab",
+            folds=4,
+            num_examples=500,
+            out_of_sample_accuracy=0.6,
+            noise_rate=0.4,
+            flip_matrix=[[0.6, 0.4], [0.4, 0.6]],
+            suspects=suspects,
+        )
+        ctx = replace(build_context(request, None), label_audit=audit)
+        return with_audit(report, ctx)
+
+    fix = (
+        audited(
+            [
+                LabelSuspect(index=7, given=3, likely=5, confidence=0.6),
+                LabelSuspect(index=2, given=1, likely=0, confidence=0.9),
+            ]
+        )
+        .causes[0]
+        .fix
+    )
+    assert fix.patch == {"data": {"drop_examples": [2, 7]}}
+    assert [c.model_dump() for c in fix.changes] == [
+        {"path": "data.sample.2.label", "from": 1, "to": 0},
+        {"path": "data.sample.7.label", "from": 3, "to": 5},
+    ]
+    fix = audited([]).causes[0].fix
+    assert fix.patch == {} and "flagged no example" in (fix.unavailable or "")
+
+
+def test_capacity_fix_widens_narrow_layers_activates_a_linear_stack_and_adds_depth() -> None:
+    model = {
+        "input_shape": [28, 28, 1],
+        "layers": [
+            {"type": "conv2d", "name": "thin", "filters": 1, "kernel_size": 3},
+            {"type": "average_pooling2d", "pool_size": 4},
+            {"type": "flatten"},
+            {"type": "dense", "name": "head", "units": 10, "activation": "softmax"},
+        ],
+    }
+    history = {"loss": plateau(1.2), "val_loss": plateau(1.22)}
+    report = diagnose(body(run(model=model), history))
+    cause = next(c for c in report.causes if c.id == "insufficient_capacity")
+    changes = {c.path: (c.from_, c.to) for c in cause.fix.changes}
+    new = {"name": "hidden_dense", "units": 64, "activation": "relu", "before": "head"}
+    assert changes == {
+        "model.layers.thin.filters": (1, 20),  # 2 channels per class, 10 classes
+        "model.layers.thin.activation": (None, "relu"),
+        "model.layers.hidden_dense": (None, new),  # one conv deep: a hidden layer added
+    }
+    layers = cause.fix.patch["model"]["layers"]
+    assert [layer["type"] for layer in layers][-2:] == ["dense", "dense"]
+    assert layers[-2] == {
+        "type": "dense",
+        "name": "hidden_dense",
+        "units": 64,
+        "activation": "relu",
+    }
+
+
+def test_offset_inputs_are_standardized_pixels_rescaled() -> None:
+    from service.analysis import fixes
+    from service.schemas.run import RunSpec
+
+    spec = RunSpec.model_validate(run())
+    pixels = fixes.normalize_inputs(spec, (0.0, 255.0))
+    assert pixels.patch == {"preprocessing": {"normalization": "rescale"}}
+    assert pixels.keras == ["x_train, x_val = x_train / 255, x_val / 255"]
+    # [50, 51]: dividing by 51 leaves everything near 1; only subtracting the mean centres it.
+    offset = fixes.normalize_inputs(spec, (50.0, 51.0))
+    assert offset.patch == {"preprocessing": {"normalization": "standardize"}}

@@ -62,7 +62,8 @@ def test_diagnose_readable_summary_with_uploaded_data(
     out = capsys.readouterr().out
     assert "verdict: problem" in out and "summary: " in out
     assert "causes:" in out and "confidence 0." in out
-    assert "fix: " in out and '"' in out  # the patch, as JSON
+    assert "fix: " in out
+    assert 'preprocessing.normalization: "none" -> "rescale"' in out  # the change, in its terms
     assert "data checks:" in out
 
 

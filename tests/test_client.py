@@ -28,11 +28,13 @@ from lossdoctor_client import (
     LossDoctor,
     LossDoctorError,
     LossDoctorUnavailable,
+    apply_fix,
     from_keras,
     run_from_keras,
 )
 from service.schemas.diagnosis import Diagnosis
 from service.schemas.report import Report
+from service.schemas.run import RunSpec
 from tests.runs import healthy_curve, run, stuck_curve
 
 
@@ -280,3 +282,28 @@ def test_api_keys_against_a_server_with_tenants(tmp_path: Path) -> None:
                 with pytest.raises(LossDoctorError) as other:
                     call(d.id)
                 assert other.value.status == 404  # another tenant's page is not found
+
+
+def test_fixed_run_matches_apply_fix_offline_and_the_callback_prints_changes(
+    ld: LossDoctor,
+) -> None:
+    from lossdoctor_client.text import summary_text
+
+    sent = run(optimizer={"name": "adam", "learning_rate": 0.5})
+    d = ld.diagnose(sent, stuck_curve())
+    assert d.report is not None and d.report.causes[0].id == "learning_rate_too_high"
+    fixed = ld.fixed_run(d.id)
+    fix = d.report.causes[0].fix
+    assert fixed["cause"] == "learning_rate_too_high"
+    # The server merges into the run as it stored it (normalized); the same run, validated.
+    offline = apply_fix(sent, fix)
+    assert offline == apply_fix(sent, fix.model_dump())
+    assert RunSpec.model_validate(fixed["run"]) == RunSpec.model_validate(offline)
+    assert fixed["run"]["optimizer"]["learning_rate"] == fix.changes[0].to
+    assert sent["optimizer"]["learning_rate"] == 0.5  # the caller's run is not modified
+    text = summary_text(d)
+    assert f"optimizer.learning_rate: 0.5 → {fix.changes[0].to}" in text
+    assert "keras.optimizers.Adam(learning_rate=" in text
+    with pytest.raises(LossDoctorError) as info:
+        ld.fixed_run(ld.diagnose(run(), healthy_curve()).id)
+    assert info.value.status == 409

@@ -75,7 +75,10 @@ def test_nan_run_warns_once_per_severe_symptom_and_prints_the_final_summary(
     assert len(callback.diagnosis.report.symptoms) >= 1
     out = capsys.readouterr().out
     assert "lossdoctor: problem:" in out
-    assert "top cause:" in out and "patch: {" in out
+    top = callback.diagnosis.report.causes[0]
+    assert "top cause:" in out
+    for change in top.fix.changes[:8]:  # the change list, in the user's terms
+        assert f"    {change.path}: " in out
 
 
 def test_closed_port_training_completes_with_at_most_one_warning(

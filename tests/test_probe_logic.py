@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from service.analysis.patch import apply, merge
-from service.analysis.probes import Outcome, Probe, combined_patch, judge, plan, revise
+from service.analysis.probes import Outcome, Probe, combined_fix, judge, plan, revise
 from service.analysis.report import build_context, static_report
 from service.schemas.diagnosis import DiagnosisRequest
 from tests.runs import LN10, body, cnn, run, stuck_curve
@@ -70,7 +70,7 @@ def test_plan_swaps_initializers_and_marks_preprocessing_as_needing_a_sample() -
         "lr_x10",
         "step_decay",
         "cosine_warmup",
-        "regularization_div100",
+        "regularization_recommended",
         "regularization_removed",
         "width_x2",
         "width_x4",
@@ -107,7 +107,11 @@ def test_revise_raises_confirmed_causes_lowers_refuted_ones_and_combines_fixes()
     after = {c.id: c.confidence for c in causes}
     if "learning_rate_too_high" in before:
         assert after["learning_rate_too_high"] < before["learning_rate_too_high"]
-    assert combined_patch(judgements, {"he": he, "lr_x0.1": lr}) == {"model": {"x": 1}}
+    # The combined probe trains the confirmed causes' recommended fixes, not the probe changes.
+    combined = combined_fix(causes, judgements)
+    assert combined is not None
+    init_fix = next(c.fix for c in causes if c.id == "poor_weight_initialization")
+    assert combined.patch == init_fix.patch and combined.changes == init_fix.changes
 
 
 def test_a_lower_training_loss_bought_with_a_worse_held_out_loss_is_not_a_fix() -> None:
@@ -120,3 +124,19 @@ def test_a_lower_training_loss_bought_with_a_worse_held_out_loss_is_not_a_fix() 
     )
     assert not judge(baseline, memorises, LN10).confirmed
     assert judge(baseline, generalises, LN10).confirmed
+
+
+def test_combined_fix_takes_the_rate_the_lr_range_test_measured() -> None:
+    sent = run(optimizer={"name": "sgd", "learning_rate": 5.0, "momentum": 0.9})
+    request = DiagnosisRequest.model_validate(body(sent, stuck_curve()))
+    static = static_report(request, None)
+    assert static.causes[0].id == "learning_rate_too_high"
+    baseline = outcome("baseline", [2.30, 2.30])
+    swept = Outcome(Probe("lr_range_suggested", "learning_rate_too_high", {}), [0.6, 0.62])
+    judgements = [judge(baseline, swept, LN10, 0.61)]
+    fix = combined_fix(static.causes, judgements, request.run, measured_lr=0.03)
+    assert fix is not None and fix.patch == {"optimizer": {"learning_rate": 0.03}}
+    assert fix.keras == ["keras.optimizers.SGD(learning_rate=0.03, momentum=0.9)"]
+    # Without the measurement, the computed rate stands.
+    computed = combined_fix(static.causes, judgements)
+    assert computed is not None and computed.patch == static.causes[0].fix.patch

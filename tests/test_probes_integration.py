@@ -128,6 +128,11 @@ def test_unscaled_init_is_confirmed_by_the_initializer_probe(stack: dict[str, An
     assert top["id"] == "poor_weight_initialization"
     assert top["probe"]["name"] == "initializer_by_activation" and top["probe"]["confirmed"]
     assert top["probe"]["probe_loss"] < top["probe"]["baseline_loss"] - 0.5
+    # The combined probe trained the recommended fix itself; the fix carries what it measured.
+    verified = top["fix"]["verified"]
+    assert verified["name"] == "combined" and verified["confirmed"]
+    assert verified["probe_loss"] < verified["baseline_loss"] and verified["seeds"] >= 2
+    assert top["fix"]["changes"] and top["fix"]["patch"] == verified["change"]
     names = [p["name"] for p in report["probes"]]
     assert len(names) == len(set(names)) and "baseline" in names
     assert all(p["device"] for p in report["probes"] if p["status"] == "succeeded")

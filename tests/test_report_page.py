@@ -15,7 +15,8 @@ from fastapi.testclient import TestClient
 
 from lossdoctor_client import LossDoctor
 from service.examples import FULL
-from service.routes.reports import Series, render_report_html, svg_chart
+from service.render.chart import Series, chart_series, svg_chart
+from service.render.page import render_report_html
 from tests.runs import run, stuck_curve
 from tests.test_client import live_server  # noqa: F401  (fixture)
 
@@ -97,7 +98,9 @@ def test_every_user_string_is_escaped() -> None:
 def test_chart_scales() -> None:
     linear = svg_chart([Series("loss", [2.3, 2.0, 1.5])])
     assert "log scale" not in linear and "<polyline" in linear
-    log = svg_chart([Series("loss", [100.0, 3.0, 0.5]), Series("probe: lr", [50.0, 1.0], True)])
+    log = svg_chart(
+        [Series("loss", [100.0, 3.0, 0.5]), Series("probe: lr", [50.0, 1.0], "confirmed")]
+    )
     assert "log scale" in log and 'stroke-dasharray="6 4"' in log
     assert "no finite loss" in svg_chart([Series("loss", [None, None])])
 
@@ -188,3 +191,43 @@ def test_png_summary_tells_a_blank_image() -> None:
 
     blank = png(4, 2, (b"\x00" + b"\xff\xff\xff" * 4) * 2)
     assert png_summary(blank) == (4, 2, 2)
+
+
+def test_page_shows_the_change_list_and_keras_lines_with_the_patch_folded_away(
+    client: TestClient,
+) -> None:
+    history = {"loss": [2.3 - 0.05 * i for i in range(12)], "val_loss": [2.2] * 12}
+    body = {"run": run(optimizer={"name": "adam", "learning_rate": 0.5}), "history": history}
+    created = client.post("/v1/diagnoses", json=body).json()
+    fix = created["report"]["causes"][0]["fix"]
+    page = client.get(f"/v1/diagnoses/{created['id']}/report.html").text
+    change = fix["changes"][0]
+    assert f"<td>{change['path']}</td><td>0.5</td><td>→</td><td>{change['to']:g}</td>" in page
+    assert "keras.optimizers.Adam(learning_rate=" in page
+    assert "<details><summary>JSON merge patch (RFC 7396)</summary>" in page
+
+
+def test_chart_draws_run_baseline_and_confirmed_probes_prominently_the_rest_faded() -> None:
+    doc: dict[str, Any] = {
+        "id": "dg_1",
+        "report": {
+            "causes": [{"id": "x", "probe": {"name": "lr_x0.1", "confirmed": True}}],
+            "probes": [
+                {"name": name, "curve": [2.0, 1.5, 1.0]}
+                for name in ("width_x2", "baseline", "lr_x0.1", "batch_x4", "rescale")
+            ],
+        },
+    }
+    series = chart_series(doc, {"history": {"loss": [2.3, 2.0], "val_loss": [2.2, 2.1]}})
+    assert [(s.label, s.role) for s in series] == [
+        ("loss", "run"),
+        ("val_loss", "run"),
+        ("probe: baseline", "baseline"),
+        ("probe: lr_x0.1", "confirmed"),
+        ("probe: width_x2", "other"),
+        ("probe: batch_x4", "other"),
+        ("probe: rescale", "other"),
+    ]
+    svg = svg_chart(series)
+    assert svg.count('stroke-opacity="0.45"') == 3  # the three unconfirmed probes
+    assert "3 other probes (not confirmed)" in svg and "probe: width_x2" not in svg

@@ -36,11 +36,17 @@ def _out(probe: Probe, losses: list[float | None], curve: list[float | None]) ->
     return Outcome(probe, losses, [], curve, "CPU:0", 40)
 
 
+STUCK = DiagnosisRequest.model_validate(
+    body(run(model=cnn(init={"name": "random_normal", "stddev": 1.0})), stuck_curve(first=40))
+)
+
+
 def _stuck_static() -> Report:
-    request = DiagnosisRequest.model_validate(
-        body(run(model=cnn(init={"name": "random_normal", "stddev": 1.0})), stuck_curve(first=40))
-    )
-    return static_report(request, None)
+    return static_report(STUCK, None)
+
+
+def _init_fix_patch(static: Report) -> dict[str, Any]:
+    return next(c.fix.patch for c in static.causes if c.id == "poor_weight_initialization")
 
 
 def test_after_a_rung_the_baseline_the_protected_and_the_best_third_go_on() -> None:
@@ -83,12 +89,16 @@ def test_a_probe_is_judged_against_the_baseline_of_its_own_last_rung() -> None:
         "he": [_out(HE, [1.0, 1.0], [1.0]), _out(HE, [0.4, 0.42], [0.4])],
         "lr_x0.1": [_out(LR, [2.25, 2.3], [2.3])],  # dropped after rung 0
     }
-    findings = weigh(rungs, LN10, health=0.0)
+    static = _stuck_static()
+    findings = weigh(rungs, LN10, 0.0, static.causes, STUCK.run)
     base_of = {name: pair[0] for name, pair in findings.compared.items()}
     assert base_of["he"] is rungs["baseline"][1] and base_of["lr_x0.1"] is rungs["baseline"][0]
     assert findings.finals["he"].curve == [1.0, 0.4]  # its curve runs across its rungs
-    assert findings.bad and findings.combined == {"model": {"x": 1}}
-    assert findings.needs_combined_check
+    # The combined probe trains the confirmed cause's recommended fix, not the probe's change.
+    assert findings.bad and findings.combined is not None
+    assert findings.combined.patch == _init_fix_patch(static)
+    assert findings.combined_probe is not None
+    assert findings.combined_probe.change == findings.combined.patch
 
 
 def test_a_user_run_that_trains_well_outranks_short_probes() -> None:
@@ -96,24 +106,28 @@ def test_a_user_run_that_trains_well_outranks_short_probes() -> None:
         "baseline": [_out(BASELINE, [2.3, 2.3], [2.3])],
         "he": [_out(HE, [0.4, 0.42], [0.4])],
     }
-    findings = weigh(rungs, LN10, health=TRAINS_WELL)
-    assert not findings.bad and not findings.needs_combined_check
+    findings = weigh(rungs, LN10, TRAINS_WELL, _stuck_static().causes, STUCK.run)
+    assert not findings.bad and findings.combined_probe is None
 
 
-def test_a_verified_combined_patch_becomes_the_top_fix_and_the_verdict_is_problem() -> None:
+def test_a_verified_combined_fix_becomes_the_top_fix_with_its_measured_effect() -> None:
     static = _stuck_static()
     rungs = {
         "baseline": [_out(BASELINE, [2.3, 2.3], [2.3])],
         "he": [_out(HE, [0.4, 0.42], [0.4])],
         "lr_x0.1": [_out(LR, [2.3, 2.31], [2.3])],
     }
-    findings = weigh(rungs, LN10, health=0.0)
-    combined = _out(Probe("combined", "", findings.combined), [0.3, 0.31], [0.3])
+    findings = weigh(rungs, LN10, 0.0, static.causes, STUCK.run)
+    assert findings.combined_probe is not None
+    combined = _out(findings.combined_probe, [0.3, 0.31], [0.3])
     skipped = [Probe("rescale", "unnormalized_inputs", {}, needs_sample=True)]
     report = conclude(static, findings, LN10, combined, skipped, SETTING)
     top = report.causes[0]
     assert top.id == "poor_weight_initialization" and top.confidence >= CREDIBLE
-    assert top.fix.patch == {"model": {"x": 1}} and "verified together" in top.fix.summary
+    assert top.fix.patch == _init_fix_patch(static)
+    effect = top.fix.verified
+    assert effect is not None and effect.confirmed
+    assert effect.baseline_loss == 2.3 and effect.probe_loss == 0.305 and effect.seeds == 2
     assert report.verdict == "problem"
     assert [p.name for p in report.probes] == ["baseline", "he", "lr_x0.1", "combined", "rescale"]
     assert report.probes[-1].status == "not_applicable"
@@ -132,7 +146,7 @@ def test_probes_on_a_healthy_run_leave_it_healthy() -> None:
         "baseline": [_out(BASELINE, [0.15, 0.15], [0.15])],
         "lr_x0.1": [_out(LR, [0.14, 0.15], [0.14])],
     }
-    findings = weigh(rungs, LN10, health=0.9)
+    findings = weigh(rungs, LN10, 0.9, static.causes, request.run)
     report = conclude(static, findings, LN10, None, [], SETTING)
     assert report.verdict == "healthy"
     assert all(c.confidence < CREDIBLE for c in report.causes)

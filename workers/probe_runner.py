@@ -299,10 +299,10 @@ def _probe(s: Session, static: Report) -> Report:
     s.epoch_steps = max(1, 4 * s0 // (s.request.run.epochs or 20))
     s.eval_every = max(1, s0 // 5)
     rungs = _successive_halving(s, probes, s0, ctx.chance, protected)
-    findings = weigh(rungs, ctx.chance, ctx.health)
+    findings = weigh(rungs, ctx.chance, ctx.health, static.causes, s.request.run)
     combined = (
-        _outcome(s, Probe("combined", "", findings.combined), RUNGS, findings.baseline.steps, 0)
-        if findings.needs_combined_check
+        _outcome(s, findings.combined_probe, RUNGS, findings.baseline.steps, 0)
+        if findings.combined_probe is not None
         else None
     )
     setting = ProbeSetting(s.seeds, s.data.source, len(s.data.y_train), s.data.note, s0)

@@ -109,8 +109,12 @@ def learning_rate_too_high(ctx: Context) -> Found:
 def _lr_fix(ctx: Context, without_optimizer: str) -> Fix:
     r = ctx.lr
     if r is None:
-        return Fix(summary=without_optimizer, patch={})
-    return fixes.learning_rate(r.suggested(), f"{display(r.optimizer)}'s usual rate")
+        return fixes.none(
+            without_optimizer,
+            "run.optimizer (its name and learning_rate) is needed to compute a rate",
+        )
+    value, why = fixes.recommended_lr(r, ctx.run.batch_size)
+    return fixes.learning_rate(ctx.run, value, why)
 
 
 # ---- learning_rate_too_low ----------------------------------------------------------------
@@ -248,7 +252,7 @@ def missing_lr_decay(ctx: Context) -> Found:
             )
         )
     lr = r.learning_rate if r else 1e-3
-    return ev, lambda: fixes.step_decay(lr, run.epochs or ctx.curve.epochs)
+    return ev, lambda: fixes.step_decay(run, lr, run.epochs or ctx.curve.epochs)
 
 
 # ---- poor_weight_initialization -----------------------------------------------------------
@@ -382,8 +386,11 @@ def _init_gain(ctx: Context) -> _InitScan:
 
 def _reinit_fix(ctx: Context, culprits: list[str]) -> Fix:
     if ctx.arch is None or ctx.run.model is None or not culprits:
-        return Fix(
-            summary="Use He initialization for ReLU layers, Glorot for tanh/sigmoid", patch={}
+        return fixes.none(
+            "Use He initialization for ReLU layers, Glorot for tanh/sigmoid",
+            "run.model is needed to name the layers to re-initialise"
+            if ctx.run.model is None
+            else "no layer's initialization is off its activation's scale",
         )
     acts = {layer.name: layer.activation for layer in ctx.weighted_layers()}
     return fixes.reinitialize(ctx.run, ctx.layer_names, acts, only=set(culprits))
@@ -476,7 +483,7 @@ def unnormalized_inputs(ctx: Context) -> Found:
                 "explanations for a high first loss",
             )
         )
-    return ev, lambda: fixes.normalize_inputs(rng[0] if rng else None)
+    return ev, lambda: fixes.normalize_inputs(ctx.run, rng)
 
 
 def _mean_offset(ctx: Context) -> float | None:
@@ -579,7 +586,7 @@ def noisy_labels(ctx: Context) -> Found:
             )
     heavy_reg = _penalty_ratio(ctx) >= 0.1 or _max_dropout(ctx) >= 0.5
     if ctx.tiny:  # a few validation examples cannot carry a train/validation comparison
-        return ev, lambda: fixes.label_cleanup(ctx.run)
+        return ev, lambda: _label_fix(ctx)
     acc, val_acc = c.final_accuracy, c.final_val_accuracy
     if acc is not None and val_acc is not None and val_acc - acc > 0.05:
         ev.append(
@@ -612,7 +619,27 @@ def noisy_labels(ctx: Context) -> Found:
         )
     if (c.has("plateau") or c.has("noisy_floor")) and not heavy_reg and ev:
         ev.append(Evidence(LABELS_HIGH_FLOOR, "training loss levels off at a high floor"))
-    return ev, lambda: fixes.label_cleanup(ctx.run)
+    return ev, lambda: _label_fix(ctx)
+
+
+def _label_fix(ctx: Context) -> Fix:
+    """The label audit's suspects to relabel or drop; without them, precisely why none."""
+    audit = ctx.label_audit
+    if audit is not None and audit.suspects:
+        return fixes.drop_suspect_labels(audit.suspects)
+    if audit is not None:
+        why = (
+            "the label audit of the sample flagged no example: the noise it shows is spread "
+            "too thin to name examples (a larger sample may)"
+        )
+    elif ctx.stats is None:
+        why = (
+            "no data sample to audit: upload one (POST /v1/datasets) with its labels so that "
+            "the examples to relabel or drop can be listed"
+        )
+    else:
+        why = "the sample's labels were not audited (run with probes), so no example is named"
+    return fixes.no_label_fix(why)
 
 
 def _penalty(ctx: Context) -> float:
@@ -708,11 +735,15 @@ def excessive_regularization(ctx: Context) -> Found:
 
 
 def _relax_fix(ctx: Context) -> Fix:
-    fix = None
-    if ctx.run.model is not None and ctx.run.model.layers is not None:
-        fix = fixes.relax_regularization(ctx.run, ctx.layer_names, 100)
-    return fix or Fix(
-        summary="Divide the L2/L1 coefficients by 100 and keep dropout ≤ 0.3", patch={}
+    summary = "Weaken L1/L2 and dropout"
+    if ctx.run.model is None or ctx.run.model.layers is None or ctx.arch is None:
+        return fixes.none(summary, "run.model is needed to name the regularized layers")
+    fix = fixes.relax_regularization(
+        ctx.run, ctx.layer_names, _penalty(ctx), ctx.chance or math.log(10)
+    )
+    return fix or fixes.none(
+        summary,
+        f"no layer has an L1/L2 penalty or a dropout rate above {fixes.MAX_DROPOUT:g} to weaken",
     )
 
 
@@ -768,9 +799,20 @@ def insufficient_capacity(ctx: Context) -> Found:
 
 
 def _widen_fix(ctx: Context) -> Fix:
-    if ctx.run.model is None or ctx.run.model.layers is None:
-        return Fix(summary="Double the width (filters and units) of the hidden layers", patch={})
-    return fixes.widen(ctx.run, ctx.layer_names, 2, floor=2 * (ctx.num_classes or 8))
+    summary = "Widen the narrow hidden layers"
+    if ctx.run.model is None or ctx.run.model.layers is None or ctx.arch is None:
+        return fixes.none(summary, "run.model is needed to name the narrow layers")
+    conv, dense = fixes.capacity_floors(ctx.arch.input_shape, ctx.num_classes)
+    hidden = ctx.weighted_layers()[:-1]  # the last weighted layer is the output head
+    linear = frozenset(layer.name for layer in hidden if (layer.activation or "linear") == "linear")
+    # Only an all-linear stack lacks depth: one linear layer among ReLUs may be on purpose.
+    activate = linear if len(linear) == len(hidden) else frozenset()
+    # One hidden weighted layer feeding a dense output: too shallow, whatever its width.
+    out = ctx.run.model.layers[-1]
+    deepen = len(hidden) <= 1 and out.type == "dense" and fixes.can_insert(ctx.run)
+    return fixes.widen(ctx.run, ctx.layer_names, conv, dense, activate, deepen) or fixes.none(
+        summary, f"no hidden layer has fewer than {conv} filters or {dense} units"
+    )
 
 
 def _fits_training_data(ctx: Context) -> bool:
@@ -822,7 +864,10 @@ def overfitting(ctx: Context) -> Found:
                     f"{ctx.arch.total_params} parameters for {ctx.num_examples} training examples",
                 )
             )
-    return ev, lambda: fixes.augmentation()
+    best = c.val_min_epoch
+    if best is not None and best < c.epochs:
+        return ev, lambda: fixes.stop_early(ctx.run, best)
+    return ev, lambda: fixes.augmentation(ctx.run)
 
 
 # ---- batch_size_too_small -----------------------------------------------------------------
@@ -838,7 +883,7 @@ def batch_size_too_small(ctx: Context) -> Found:
     ev: list[Evidence] = []
     b = ctx.run.batch_size
     if b is None:
-        return ev, lambda: fixes.batch_size(32, "less gradient noise")
+        return ev, lambda: fixes.batch_size(ctx.run, 32, "less gradient noise")
     has_bn = bool(
         ctx.arch and any(layer.type == "batch_normalization" for layer in ctx.arch.layers)
     )
@@ -860,7 +905,7 @@ def batch_size_too_small(ctx: Context) -> Found:
         ev.append(Evidence(SMALL_BATCH_NOISY, "the loss is noisy from epoch to epoch"))
     if b >= 16:
         ev.append(Evidence(SMALL_BATCH_NOT_SMALL, f"batch size {b} is not small"))
-    return ev, lambda: fixes.batch_size(32, "averages out gradient noise")
+    return ev, lambda: fixes.batch_size(ctx.run, 32, "averages out gradient noise")
 
 
 # ---- batch_size_too_large -----------------------------------------------------------------
@@ -874,7 +919,7 @@ def batch_size_too_large(ctx: Context) -> Found:
     ev: list[Evidence] = []
     b, n = ctx.run.batch_size, ctx.num_examples
     if b is None or n is None:
-        return ev, lambda: fixes.batch_size(32, "more updates per epoch")
+        return ev, lambda: fixes.batch_size(ctx.run, 32, "more updates per epoch")
     steps = math.ceil(n / b)
     updates = steps * ctx.curve.epochs
     if b >= n:
@@ -899,7 +944,7 @@ def batch_size_too_large(ctx: Context) -> Found:
     ):
         ev.append(Evidence(LARGE_BATCH_SLOW, "the loss falls slowly per epoch"))
     new = 32 if n >= 320 else max(1, n // 10)
-    return ev, lambda: fixes.batch_size(new, f"{math.ceil(n / new)} updates per epoch")
+    return ev, lambda: fixes.batch_size(ctx.run, new, f"{math.ceil(n / new)} updates per epoch")
 
 
 # ---- kernel_size_mismatch -----------------------------------------------------------------
@@ -915,8 +960,9 @@ KERNEL_STRIDE_PER_SKIPPED = 2.0  # ... weighted by the share of pixels never see
 def kernel_size_mismatch(ctx: Context) -> Found:
     ev: list[Evidence] = []
     if ctx.arch is None:
-        return ev, lambda: Fix(
-            summary="Use 3×3 kernels with stride 1 in the first layers", patch={}
+        return ev, lambda: fixes.none(
+            "Use 3×3 kernels with stride 1 in the first layers",
+            "run.model is needed to name the layers",
         )
     convs = [layer for layer in ctx.arch.layers if layer.spatial_in and layer.kernels]
     for i, layer in enumerate(convs):
@@ -979,9 +1025,12 @@ def _kernel_fix(ctx: Context) -> Fix:
     assert ctx.arch is not None
     convs = {layer.name for layer in ctx.arch.layers if layer.spatial_in and layer.kernels}
 
-    def edit(layer: fixes.Layer, name: str, _: bool) -> dict[str, object]:
+    if ctx.run.model is None or ctx.run.model.layers is None:
+        return fixes.none("Use 3×3 kernels with stride 1", "run.model is needed")
+    edits: fixes.Edits = {}
+    for layer, name in zip(ctx.run.model.layers, ctx.layer_names, strict=True):
         if name not in convs:
-            return {}
+            continue
         k = (
             layer.kernel_size
             if isinstance(layer.kernel_size, int)
@@ -990,18 +1039,18 @@ def _kernel_fix(ctx: Context) -> Fix:
         s = layer.strides if isinstance(layer.strides, int) else max(layer.strides or (1,))
         out: dict[str, object] = {}
         if k > 5:
-            out["kernel_size"] = 3
+            out["kernel_size"] = (3, 3)
+            if layer.padding == "valid":
+                # A 3×3 kernel pads one pixel: the layer then keeps its input's size and edges.
+                out["padding"] = "same"
         if s > min(k, 3):
-            out["strides"] = 1
-        return out
-
-    if ctx.run.model is None or ctx.run.model.layers is None:
-        return Fix(summary="Use 3×3 kernels with stride 1", patch={})
-    return fixes.model_patch(
+            out["strides"] = (1, 1)
+        edits[name] = out
+    return fixes.model_fix(
         ctx.run,
         ctx.layer_names,
+        edits,
         "Use 3×3 kernels with stride 1 where kernels are large for their input",
-        edit,
     )
 
 
@@ -1045,7 +1094,9 @@ def output_loss_mismatch(ctx: Context) -> Found:
     loss = ctx.run.loss
     arch, C = ctx.arch, ctx.num_classes
     if loss is None or arch is None:
-        return ev, lambda: Fix(summary="Use a softmax output with from_logits=False", patch={})
+        return ev, lambda: fixes.none(
+            "Use a softmax output with from_logits=False", "run.model and run.loss are needed"
+        )
     act, units, name = arch.output_activation, arch.output_units, loss.name
     categorical = "categorical_crossentropy" in name
     binary = "binary_crossentropy" in name or name == "binary_focal_crossentropy"
@@ -1120,7 +1171,7 @@ def output_loss_mismatch(ctx: Context) -> Found:
     if ctx.regression and units == 1:
         ev += _regression_head(ctx, act)
     if not ev:
-        return ev, lambda: Fix(summary="Output and loss match", patch={})
+        return ev, lambda: fixes.none("Output and loss match", "nothing to change")
     if ctx.regression:
         return ev, lambda: _head_fix(
             ctx, "linear", "End with a linear unit for real-valued targets"
@@ -1187,21 +1238,35 @@ def _head(ctx: Context) -> set[str]:
 
 
 def _head_fix(ctx: Context, activation: str, summary: str) -> Fix:
-    """Give the head's weighted layer `activation`; activation layers after it become identity."""
+    """Give the head's weighted layer `activation`; Activation layers after it become linear."""
     if ctx.run.model is None or ctx.run.model.layers is None or ctx.arch is None:
-        return Fix(summary=summary, patch={})
-    head = _head(ctx)
+        return fixes.none(summary, "run.model is needed to name the output layer")
+    return fixes.model_fix(ctx.run, ctx.layer_names, _head_edits(ctx, activation, None), summary)
 
-    def edit(layer: fixes.Layer, name: str, _: bool) -> dict[str, object]:
+
+def _head_edits(ctx: Context, activation: str, units: int | None) -> fixes.Edits:
+    """Edits of the head (the last weighted layer and the layers after it) so that the model
+    ends in `activation`: the weighted layer gets it when nothing follows, else stays linear
+    and the last Activation layer applies it. ReLU/Softmax layer classes are not rewritten."""
+    assert ctx.run.model is not None and ctx.run.model.layers is not None
+    head = _head(ctx) if ctx.arch is not None else set(ctx.layer_names[-1:])
+    pairs = list(zip(ctx.run.model.layers, ctx.layer_names, strict=True))
+    last = ctx.layer_names[-1]
+    edits: fixes.Edits = {}
+    for layer, name in pairs:
         if name not in head:
-            return {}
+            continue
+        want = activation if name == last else "linear"
+        out: dict[str, object] = {}
         if layer.type == "dense":
-            return {"activation": activation}
-        if layer.type in ("activation", "softmax", "relu", "leaky_relu"):
-            return {"type": "activation", "activation": "linear"}
-        return {}
-
-    return fixes.model_patch(ctx.run, ctx.layer_names, summary, edit)
+            if layer.activation != want:
+                out["activation"] = want
+            if units and layer.units != units:
+                out["units"] = units
+        elif layer.type == "activation" and layer.activation != want:
+            out["activation"] = want
+        edits[name] = out
+    return edits
 
 
 def _output_fix(ctx: Context) -> Fix:
@@ -1210,32 +1275,13 @@ def _output_fix(ctx: Context) -> Fix:
     if "categorical" not in loss:
         loss = "sparse_categorical_crossentropy"
     C = ctx.num_classes
-    head = _head(ctx) if ctx.arch is not None else set()
-
-    def edit(layer: fixes.Layer, name: str, is_output: bool) -> dict[str, object]:
-        if name not in head and not is_output:
-            return {}
-        out: dict[str, object] = {}
-        if layer.type == "dense":
-            out["activation"] = "linear" if not is_output else "softmax"
-            if C and layer.units != C:
-                out["units"] = C
-        elif layer.type in ("activation", "softmax", "relu", "leaky_relu"):
-            out.update(type="activation", activation="softmax" if is_output else "linear")
-        return out
-
+    summary = f"End with a {C or ''}-unit softmax and use {loss} with from_logits=False"
+    summary = summary.replace("  ", " ")
     if ctx.run.model is None or ctx.run.model.layers is None:
-        return Fix(summary="Use a softmax output with from_logits=False", patch={})
-    fix = fixes.model_patch(
-        ctx.run,
-        ctx.layer_names,
-        f"End with a {C or ''}-unit softmax and use {loss} with from_logits=False".replace(
-            "  ", " "
-        ),
-        edit,
-    )
-    fix.patch["loss"] = {"name": loss, "from_logits": False}
-    return fix
+        return fixes.none(summary, "run.model is needed to name the output layer")
+    edits = _head_edits(ctx, "softmax", C)
+    fix = fixes.model_fix(ctx.run, ctx.layer_names, edits, summary)
+    return fixes.with_loss(fix, ctx.run, loss, from_logits=False)
 
 
 Detector = Callable[[Context], "Found"]

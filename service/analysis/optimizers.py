@@ -63,10 +63,6 @@ class LrReading:
             )
         return f"{name} learning_rate {self.learning_rate:g}"
 
-    def suggested(self) -> float:
-        """The typical rate, expressed as the optimizer's own learning_rate."""
-        return self.band.typical * (self.learning_rate / self.effective)
-
 
 _DISPLAY = {
     "sgd": "SGD",

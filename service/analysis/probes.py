@@ -15,8 +15,8 @@ from service.analysis import fixes
 from service.analysis.causes import PRIOR, label_noise_alarm
 from service.analysis.curves import HIGH_LEVEL
 from service.analysis.evidence import Context, sigmoid
-from service.analysis.patch import merge
 from service.schemas.report import Cause, Fix, ProbeEvidence, Report
+from service.schemas.run import RunSpec
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def plan(ctx: Context, static: Report) -> list[Probe]:
             Probe("lr_range_test", "", {}),  # sized by the worker's LR sweep
             # Schedules are in the run's epochs; the worker maps them onto the probe's
             # steps, so the probe sees the shape the full run would.
-            Probe("step_decay", "missing_lr_decay", fixes.step_decay(lr, run.epochs).patch),
+            Probe("step_decay", "missing_lr_decay", fixes.step_decay(run, lr, run.epochs).patch),
             Probe(
                 "cosine_warmup",
                 "missing_lr_decay",
@@ -90,14 +90,17 @@ def plan(ctx: Context, static: Report) -> list[Probe]:
         if patch:
             probes.append(Probe("initializer_by_activation", "poor_weight_initialization", patch))
         names = ctx.layer_names
-        for label, factor in (("div100", 100.0), ("removed", math.inf)):
-            relax = fixes.relax_regularization(run, names, factor)
-            if relax is not None:
+        relax = by_cause.get("excessive_regularization")
+        for label, fix in (
+            ("recommended", relax.fix if relax else None),
+            ("removed", fixes.strip_regularization(run, names)),
+        ):
+            if fix is not None and fix.patch:
                 probes.append(
-                    Probe(f"regularization_{label}", "excessive_regularization", relax.patch)
+                    Probe(f"regularization_{label}", "excessive_regularization", fix.patch)
                 )
         probes += [
-            Probe(f"width_x{k}", "insufficient_capacity", fixes.widen(run, names, k).patch)
+            Probe(f"width_x{k}", "insufficient_capacity", fixes.scale_width(run, names, k).patch)
             for k in (2, 4)
         ]
         for cause_id in ("kernel_size_mismatch", "output_loss_mismatch"):
@@ -120,7 +123,7 @@ def plan(ctx: Context, static: Report) -> list[Probe]:
         Probe(
             "augmentation",
             "overfitting",
-            fixes.augmentation().patch,
+            fixes.augmentation(run).patch,
             metric="val",
             needs_sample=True,
         ),
@@ -293,19 +296,53 @@ def _r(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else round(x, 4)
 
 
-def combined_patch(
-    judgements: list[Judgement], outcomes: dict[str, Outcome], limit: int = 3
-) -> dict[str, Any]:
-    """The confirmed changes, best first, merged into one patch (one per cause)."""
-    chosen, causes = [], set()
+def fix_effect(baseline: Outcome, fixed: Outcome, j: Judgement, seeds: int) -> ProbeEvidence:
+    """What training the recommended fix did to the replayed run, as measured."""
+    metric = fixed.probe.metric
+    return ProbeEvidence(
+        name=fixed.probe.name,
+        change=fixed.probe.change,
+        baseline_loss=_r(baseline.mean(metric)),
+        probe_loss=_r(fixed.mean(metric)),
+        improvement=_r(j.improvement),
+        seeds=seeds,
+        spread=_r(j.noise),
+        confirmed=j.confirmed,
+    )
+
+
+LR_RANGE_PROBE = "lr_range_suggested"  # the worker's probe of the LR range test's suggestion
+
+
+def combined_fix(
+    causes: list[Cause],
+    judgements: list[Judgement],
+    run: RunSpec | None = None,
+    measured_lr: float | None = None,
+    limit: int = 3,
+) -> Fix | None:
+    """The recommended fixes of the probe-confirmed causes (best first, one per cause), as one
+    fix for the `combined` probe to verify. A learning-rate cause confirmed by the LR range
+    test's probe takes the rate it measured (`measured_lr`) over the computed one. Only one
+    fix may rewrite the model: each model fix carries the whole model, so a second would
+    overwrite the first."""
+    by_id = {c.id: c for c in causes}
+    chosen: list[Fix] = []
+    seen: set[str] = set()
     for j in sorted(
         (j for j in judgements if j.confirmed),
         key=lambda j: -(j.improvement if j.improvement is not None else 0),
     ):
-        if j.cause in causes:
+        cause = by_id.get(j.cause)  # type: ignore[call-overload]
+        if j.cause in seen or cause is None or not cause.fix.patch:
             continue
-        causes.add(j.cause)
-        chosen.append(outcomes[j.probe].probe.change)
+        if "model" in cause.fix.patch and any("model" in f.patch for f in chosen):
+            continue
+        seen.add(j.cause)
+        if j.probe == LR_RANGE_PROBE and run is not None and measured_lr is not None:
+            chosen.append(fixes.learning_rate(run, measured_lr, "the LR range test's valley"))
+            continue
+        chosen.append(cause.fix)
         if len(chosen) == limit:
             break
-    return merge(*chosen) if chosen else {}
+    return fixes.combine(chosen) if chosen else None

@@ -13,16 +13,19 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from service.analysis.probes import (
+    LR_RANGE_PROBE,
     Judgement,
     Outcome,
     Probe,
-    combined_patch,
+    combined_fix,
+    fix_effect,
     judge,
     reproduced,
     revise,
 )
 from service.analysis.report import CREDIBLE
-from service.schemas.report import ProbeRun, Report
+from service.schemas.report import Cause, Fix, ProbeRun, Report
+from service.schemas.run import RunSpec
 
 KEEP = 3  # after each rung the best 1/KEEP of the unprotected probes go on
 PROTECT = 0.3  # static confidence above which a cause's probes always go on
@@ -56,9 +59,7 @@ def lr_range_probe(lr: float, suggested: float) -> Probe | None:
     if not math.isfinite(suggested) or suggested <= 0 or 1 / 3 < suggested / lr < 3:
         return None
     cause = "learning_rate_too_high" if suggested < lr else "learning_rate_too_low"
-    return Probe(
-        "lr_range_suggested", cause, {"optimizer": {"learning_rate": float(f"{suggested:.2g}")}}
-    )
+    return Probe(LR_RANGE_PROBE, cause, {"optimizer": {"learning_rate": float(f"{suggested:.2g}")}})
 
 
 def survivors(n: int, protected: int) -> int:
@@ -120,19 +121,29 @@ class Findings:
     judgements: list[Judgement]
     finals: dict[str, Outcome]  # each probe's last outcome, its curve across all rungs
     bad: bool  # the run is in trouble: probe gains count as evidence of a fault
-    combined: dict[str, Any]  # the confirmed changes as one patch ({} when none)
+    combined: Fix | None  # the confirmed causes' recommended fixes as one fix (None: none)
 
     @property
-    def needs_combined_check(self) -> bool:
-        return bool(self.combined) and self.bad
+    def combined_probe(self) -> Probe | None:
+        """The recommended fix as one probe, when the run is in trouble and there is one."""
+        if self.combined is None or not self.bad:
+            return None
+        return Probe("combined", "", self.combined.patch)
 
 
-def weigh(rungs: dict[str, list[Outcome]], chance: float | None, health: float) -> Findings:
+def weigh(
+    rungs: dict[str, list[Outcome]],
+    chance: float | None,
+    health: float,
+    causes: list[Cause],
+    run: RunSpec,
+) -> Findings:
     """Judge each probe's last rung against the baseline's same rung.
 
     `health`: how convincingly the user's own run trains (`Context.health`). Its full-length
     history outranks short probes: a run that trains well is not made a problem by a change
-    that merely trains it faster.
+    that merely trains it faster. `causes` (the static report's, with their recommended fixes)
+    and `run` give the fix that the combined probe verifies.
     """
     baselines = rungs["baseline"]
     compared = {
@@ -168,8 +179,14 @@ def weigh(rungs: dict[str, list[Outcome]], chance: float | None, health: float) 
         judgements=judgements,
         finals=finals,
         bad=reproduced(baselines[-1], chance) and health < TRAINS_WELL,
-        combined=combined_patch(judgements, finals),
+        combined=combined_fix(causes, judgements, run, _measured_lr(rungs)),
     )
+
+
+def _measured_lr(rungs: dict[str, list[Outcome]]) -> float | None:
+    """The rate the LR range test's probe trained with, when it ran."""
+    outs = rungs.get(LR_RANGE_PROBE)
+    return float(outs[-1].probe.change["optimizer"]["learning_rate"]) if outs else None
 
 
 def conclude(
@@ -182,13 +199,14 @@ def conclude(
 ) -> Report:
     """The static report with the probes' evidence folded in: causes, summary, notes, verdict.
 
-    `combined`: the outcome of training `findings.combined` (when it needed a check)."""
+    `combined`: the outcome of training `findings.combined_probe` (when there was one)."""
     seeds = setting.seeds
     runs = [probe_run(o, seeds) for o in findings.finals.values()]
-    verified = False
+    effect = None
     if combined is not None:
         runs.append(probe_run(combined, seeds))
-        verified = judge(findings.baseline, combined, chance).confirmed
+        judged = judge(findings.baseline, combined, chance)
+        effect = fix_effect(findings.baseline, combined, judged, seeds)
     runs += [
         ProbeRun(
             name=p.name,
@@ -199,16 +217,11 @@ def conclude(
         for p in skipped
     ]
     causes = revise(static, findings.judgements, findings.bad, findings.compared, seeds)
-    if causes and verified and causes[0].probe and causes[0].probe.confirmed:
-        top = causes[0]
-        fix = top.fix.model_copy(
-            update={
-                "patch": findings.combined,
-                "summary": top.fix.summary + " (verified together with the "
-                "other confirmed changes as one patch)",
-            }
-        )
-        causes[0] = top.model_copy(update={"fix": fix})
+    verified = effect is not None and effect.confirmed
+    if findings.combined and verified and causes and causes[0].probe and causes[0].probe.confirmed:
+        # The recommended fix is what the combined probe trained; it carries the measurement.
+        fix = findings.combined.model_copy(update={"verified": effect})
+        causes[0] = causes[0].model_copy(update={"fix": fix})
     s0 = setting.shortest_steps
     notes = [
         *static.notes,

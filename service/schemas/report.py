@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 CauseId = Literal[
     "learning_rate_too_high",
@@ -43,11 +43,6 @@ class Symptom(BaseModel):
     detail: str
 
 
-class Fix(BaseModel):
-    summary: str
-    patch: dict[str, Any] = Field(description="RFC 7396 JSON merge patch of `run`.")
-
-
 class ProbeEvidence(BaseModel):
     """What a probe training showed about one cause."""
 
@@ -59,6 +54,44 @@ class ProbeEvidence(BaseModel):
     seeds: int
     spread: float | None
     confirmed: bool
+
+
+class Change(BaseModel):
+    """One edit of the run, in the user's terms: where, what it was, what it becomes."""
+
+    path: str = Field(
+        description="Dotted path in the run: `optimizer.learning_rate`, "
+        "`model.layers.<layer name>.<Keras argument>`, `data.sample.<row>`.",
+        examples=["model.layers.conv2d_47.kernel_size"],
+    )
+    # "from" is a Python keyword: the field is from_, the JSON key "from" (also when dumped).
+    model_config = ConfigDict(
+        validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+    )
+
+    from_: Any = Field(default=None, alias="from")
+    to: Any = None
+
+
+class Fix(BaseModel):
+    summary: str
+    changes: list[Change] = Field(
+        default_factory=list, description="What the fix changes, path by path."
+    )
+    keras: list[str] = Field(
+        default_factory=list, description="The Keras lines that make the change."
+    )
+    patch: dict[str, Any] = Field(description="RFC 7396 JSON merge patch of `run`.")
+    unavailable: str | None = Field(
+        default=None,
+        description="Why no concrete change can be given (then `changes` and `patch` are "
+        "empty), and what would make one possible.",
+    )
+    verified: ProbeEvidence | None = Field(
+        default=None,
+        description="With probes: this fix trained as one patch (the `combined` probe) against "
+        "the replayed run: baseline and fixed loss, seeds, spread.",
+    )
 
 
 class Cause(BaseModel):

@@ -222,6 +222,11 @@ class DataInfo(BaseModel):
     target_max: _Finite | None = None
     target_mean: _Finite | None = None
     target_std: _NonNegative | None = None
+    drop_examples: list[Annotated[int, Field(ge=0)]] | None = Field(
+        default=None,
+        max_length=100_000,
+        description="Rows of the uploaded sample (0-based) that a label fix drops from training.",
+    )
 
     @model_validator(mode="after")
     def _ordered_range(self) -> DataInfo:

@@ -1,0 +1,151 @@
+"""Edit the user's own Keras JSON: a fix's layer changes written into `model.to_json()`.
+
+Plain JSON in, plain JSON out: the document is never handed to Keras. Layers are found by
+name; only the fields a fix changes are rewritten, so everything else the user had (names,
+dtypes, constraints, layers the service does not model) comes back as it was sent. The
+result loads with `keras.models.model_from_json`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from typing import Any
+
+# Layer-list field → the Keras config key it comes from (the same name unless listed).
+_KEY = {"learn_scale": "scale"}
+# Initializers by their snake_case name → Keras class.
+_INITIALIZERS = {
+    "he_normal": "HeNormal",
+    "he_uniform": "HeUniform",
+    "glorot_normal": "GlorotNormal",
+    "glorot_uniform": "GlorotUniform",
+    "lecun_normal": "LecunNormal",
+    "lecun_uniform": "LecunUniform",
+    "zeros": "Zeros",
+    "ones": "Ones",
+}
+_PAIRS = {"kernel_size", "strides", "pool_size", "dilation_rate"}
+_REGULARIZERS = {
+    "kernel_regularizer",
+    "bias_regularizer",
+    "depthwise_regularizer",
+    "pointwise_regularizer",
+}
+_INITIALIZER_KEYS = {"kernel_initializer", "depthwise_initializer", "pointwise_initializer"}
+
+
+def edit(
+    keras_json: str | dict[str, Any],
+    edits: dict[str, dict[str, Any]],
+    inserts: dict[str, dict[str, Any]] | None = None,
+) -> Any:
+    """`keras_json` (as sent: a string or a parsed dict) with `edits` {layer name: {field:
+    value}} applied and `inserts` {layer name: new Dense layer's config} placed before the
+    named layers, in the same form. Raises KeyError for a layer name it does not hold, and
+    ValueError for an insert into a model that is not Sequential."""
+    doc = json.loads(keras_json) if isinstance(keras_json, str) else copy.deepcopy(keras_json)
+    if inserts:
+        _insert(doc, inserts)
+        edits = {**edits, **{name: {} for name in inserts}}  # what follows is rebuilt
+    missing = set(edits)
+    stale = False  # layers after an edited one were built for a shape that may have changed
+    for entry in _layers(doc):
+        config = entry.get("config") or {}
+        name = config.get("name", entry.get("name"))
+        if stale:
+            # Keras would build the layer from its recorded input shape before the model
+            # rebuilds it; without it the layer is built from the tensor it receives.
+            entry.pop("build_config", None)
+        if name in edits:
+            missing.discard(name)
+            for field, value in edits[name].items():
+                config[_KEY.get(field, field)] = keras_value(field, value)
+            stale = True
+    if missing:
+        raise KeyError(f"no layer named {sorted(missing)} in the Keras JSON")
+    return json.dumps(doc) if isinstance(keras_json, str) else doc
+
+
+def _insert(doc: dict[str, Any], inserts: dict[str, dict[str, Any]]) -> None:
+    """New Dense layers into a Sequential model's list (a Functional one would need its
+    graph rewired, which this editor does not do)."""
+    if doc.get("class_name") != "Sequential":
+        raise ValueError("layers can be inserted into a Sequential model only")
+    entries = doc["config"]["layers"]
+    for before, config in inserts.items():
+        at = next(
+            (i for i, e in enumerate(entries) if (e.get("config") or {}).get("name") == before),
+            None,
+        )
+        if at is None:
+            raise KeyError(f"no layer named {before!r} in the Keras JSON")
+        entries.insert(
+            at,
+            {
+                "module": "keras.layers",
+                "class_name": "Dense",
+                "config": {k: keras_value(k, v) for k, v in config.items()},
+                "registered_name": None,
+            },
+        )
+        entries[at + 1].pop("build_config", None)  # its input is now the new layer
+
+
+def can_insert(keras_json: str | dict[str, Any]) -> bool:
+    """Whether `edit` can insert layers into this model (a Sequential one)."""
+    doc = json.loads(keras_json) if isinstance(keras_json, str) else keras_json
+    return isinstance(doc, dict) and doc.get("class_name") == "Sequential"
+
+
+def current(keras_json: str | dict[str, Any], name: str, field: str) -> Any:
+    """The value of `field` (a layer-list field name) in layer `name`'s Keras config."""
+    doc = json.loads(keras_json) if isinstance(keras_json, str) else keras_json
+    for entry in _layers(doc):
+        config = entry.get("config") or {}
+        if config.get("name", entry.get("name")) == name:
+            return config.get(_KEY.get(field, field))
+    return None
+
+
+def keras_value(field: str, value: Any) -> Any:
+    """A layer-list field value as Keras writes it in a layer config."""
+    if value is None:
+        return None
+    if field in _PAIRS:
+        return [value, value] if isinstance(value, int) else list(value)
+    if field in _INITIALIZER_KEYS and isinstance(value, str):
+        return {
+            "module": "keras.initializers",
+            "class_name": _INITIALIZERS.get(value, value),
+            "config": {"seed": None} if value not in ("zeros", "ones") else {},
+            "registered_name": None,
+        }
+    if field in _REGULARIZERS and isinstance(value, dict):
+        l1, l2 = float(value.get("l1") or 0.0), float(value.get("l2") or 0.0)
+        if l1 and l2:
+            cls, config = "L1L2", {"l1": l1, "l2": l2}
+        elif l1:
+            cls, config = "L1", {"l1": l1}
+        else:
+            cls, config = "L2", {"l2": l2}
+        return {
+            "module": "keras.regularizers",
+            "class_name": cls,
+            "config": config,
+            "registered_name": None,
+        }
+    return value
+
+
+def _layers(node: Any) -> Iterator[dict[str, Any]]:
+    """Every layer entry, in the order the model lists them (nested Sequential blocks too)."""
+    config = node.get("config") if isinstance(node, dict) else None
+    if not isinstance(config, dict):
+        return
+    for entry in config.get("layers") or []:
+        if isinstance(entry, dict):
+            yield entry
+            if entry.get("class_name") in ("Sequential", "Functional"):
+                yield from _layers(entry)
