@@ -55,6 +55,15 @@ def wait_until(get: Any, done: Any, timeout: float) -> dict[str, Any]:
     raise AssertionError(f"timed out; last state: {doc.get('status')} {doc.get('progress')}")
 
 
+def completed_once(get: Any) -> dict[str, Any]:
+    """Wait for the diagnosis to finish: it succeeded, and no probe was reported twice."""
+    doc = wait_until(get, lambda d: d["status"] not in ("queued", "running"), timeout=300)
+    assert doc["status"] == "succeeded", doc.get("error")
+    names = [p["name"] for p in doc["report"]["probes"]]
+    assert "baseline" in names and len(names) == len(set(names))
+    return doc
+
+
 def group_alive(pgid: int) -> list[int]:
     out = subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True, text=True)
     return [int(p) for p in out.stdout.split()]
@@ -122,14 +131,7 @@ def test_sigterm_stops_serve_and_its_worker_and_the_probe_diagnosis_completes_af
     assert took < STOP_BOUND
 
     with serve(data, port, log):
-        doc = wait_until(
-            lambda: httpx.get(location).json(),
-            lambda d: d["status"] not in ("queued", "running"),
-            timeout=300,
-        )
-    assert doc["status"] == "succeeded", doc.get("error")
-    names = [p["name"] for p in doc["report"]["probes"]]
-    assert "baseline" in names and len(names) == len(set(names))
+        completed_once(lambda: httpx.get(location).json())
     assert "requeued diagnosis" in log.read_text()
 
 
@@ -173,13 +175,6 @@ def test_sigterm_worker_stops_in_time_and_the_next_worker_completes_its_task(
         assert took < GRACE + 30
         assert client.get(location).json()["status"] == "running"
         with celery_worker(env, tmp_path / "w2.log"):
-            doc = wait_until(
-                lambda: client.get(location).json(),
-                lambda d: d["status"] not in ("queued", "running"),
-                timeout=300,
-            )
-    assert doc["status"] == "succeeded", doc.get("error")
-    names = [p["name"] for p in doc["report"]["probes"]]
-    assert len(names) == len(set(names))
+            doc = completed_once(lambda: client.get(location).json())
     # The second worker reused the trainings the first had stored (counted again, not re-run).
     assert doc["progress"]["probes_done"] >= done_before
