@@ -173,14 +173,8 @@ def test_model_spec_reports_a_rejected_layer_as_a_validation_error() -> None:
         ModelSpec(keras_json=text("malicious_lambda"))
 
 
-def test_translation_never_imports_tensorflow_or_keras() -> None:
-    # A fresh interpreter, since other tests in the session may import TensorFlow themselves.
-    code = (
-        "import sys; from service.schemas.keras import translate; "
-        "from service.analysis.architecture import describe; "
-        f"describe(*translate(open({str(FIXTURES / 'residual.json')!r}).read())); "
-        "bad = {'tensorflow', 'keras'} & set(sys.modules); assert not bad, bad"
-    )
+def _in_a_fresh_interpreter(code: str) -> None:
+    """Run `code` in a new Python (other tests may have imported TensorFlow); it must pass."""
     root = Path(__file__).parent.parent
     result = subprocess.run(
         [sys.executable, "-c", code],
@@ -191,6 +185,17 @@ def test_translation_never_imports_tensorflow_or_keras() -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_translation_never_imports_tensorflow_or_keras() -> None:
+    # A fresh interpreter, since other tests in the session may import TensorFlow themselves.
+    code = (
+        "import sys; from service.schemas.keras import translate; "
+        "from service.analysis.architecture import describe; "
+        f"describe(*translate(open({str(FIXTURES / 'residual.json')!r}).read())); "
+        "bad = {'tensorflow', 'keras'} & set(sys.modules); assert not bad, bad"
+    )
+    _in_a_fresh_interpreter(code)
 
 
 def test_schemas_do_not_import_the_analysis_core() -> None:
@@ -201,16 +206,7 @@ def test_schemas_do_not_import_the_analysis_core() -> None:
         f"ModelSpec(keras_json=open({str(FIXTURES / 'residual.json')!r}).read()); "
         "bad = [m for m in sys.modules if m.startswith('service.analysis')]; assert not bad, bad"
     )
-    root = Path(__file__).parent.parent
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(root)},
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
+    _in_a_fresh_interpreter(code)
 
 
 # ---------------------------------------------------------------- security
