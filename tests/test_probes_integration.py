@@ -216,13 +216,14 @@ def test_sigkilled_worker_process_still_completes_the_diagnosis(stack: dict[str,
 def test_concurrent_probe_diagnoses_all_complete_unmixed(stack: dict[str, Any]) -> None:
     client = stack["client"]
     # Different faults, so a report landing on the wrong diagnosis would show.
-    stddevs = [1.0, 0.05, 2.0, 0.05]
+    stddevs = [1.0, 0.05, 2.0]
     locations = []
     for stddev in stddevs:
         body = {
             "run": faulty_run(stack["dataset"], stddev),
             "history": STUCK,
-            "probes": {"enabled": True, "budget_seconds": 10, "seeds": 1},
+            # The smallest plan: the baseline and the suspected cause's probes only.
+            "probes": {"enabled": True, "budget_seconds": 1, "seeds": 1},
         }
         r = client.post("/v1/diagnoses", json=body)
         assert r.status_code == 202, r.text
@@ -270,7 +271,7 @@ def test_serve_alone_runs_probes_on_a_local_worker(tmp_path: Path) -> None:
         body = {
             "run": faulty_run(ds.json()["id"]),
             "history": STUCK,
-            "probes": {"enabled": True, "budget_seconds": 30, "seeds": 2},
+            "probes": {"enabled": True, "budget_seconds": 15, "seeds": 2},
         }
         r = httpx.post(base + "/v1/diagnoses", json=body)
         assert r.status_code == 202, r.text

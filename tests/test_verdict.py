@@ -9,17 +9,22 @@ from typing import Any
 from service.analysis.probes import Outcome, Probe
 from service.analysis.report import CREDIBLE, static_report
 from service.analysis.verdict import (
+    MIN_STEPS,
     PROTECT,
     TRAINS_WELL,
     ProbeSetting,
+    Timing,
     conclude,
+    first_rung_steps,
     keep,
     lr_range_probe,
     mean_curve,
     outcome,
+    plan_cost,
     protect,
     survivors,
     weigh,
+    within_budget,
 )
 from service.schemas.diagnosis import DiagnosisRequest
 from service.schemas.report import Report
@@ -171,3 +176,54 @@ def test_the_lr_range_test_suggests_a_probe_only_beyond_3x_of_the_runs_rate() ->
     assert higher is not None and higher.tests == "learning_rate_too_low"
     assert lr_range_probe(0.01, 0.02) is None  # within 3×: the run's own rate is fine
     assert lr_range_probe(0.01, math.nan) is None
+
+
+def test_a_small_budget_keeps_the_baseline_the_suspects_and_the_likeliest_causes() -> None:
+    base = _stuck_static()
+    top = base.causes[0]
+    confidences = {"poor_weight_initialization": 0.9, "learning_rate_too_high": 0.2}
+    confidences |= {"insufficient_capacity": 0.1}
+    causes = [top.model_copy(update={"id": c, "confidence": p}) for c, p in confidences.items()]
+    static = base.model_copy(update={"causes": causes})
+    unlikely = Probe("batch_div4", "batch_size_too_large", {})
+    probes = [BASELINE, WIDE, unlikely, HE, LR]
+    protected = protect(probes, static)
+    timing = Timing(per_step=0.01, overhead=1.0)
+    # Everything fits a generous budget, in plan order.
+    assert within_budget(probes, protected, static, 1e4, 2, timing) == (probes, [])
+    # The fewest that fit: the baseline and the protected probes, whatever the budget.
+    kept, dropped = within_budget(probes, protected, static, 0.0, 2, timing)
+    assert kept == [p for p in probes if p is BASELINE or p.name in protected]
+    assert {p.name for p in dropped} == {p.name for p in probes} - {p.name for p in kept}
+    # In between, the likelier cause's probe is kept before the less likely one.
+    fixed = len(kept)
+    seconds = plan_cost(fixed + 1, len(protected), 2, MIN_STEPS, timing)
+    kept, _ = within_budget(probes, protected, static, seconds, 2, timing)
+    assert protected == {"he"}
+    assert kept == [BASELINE, HE, LR]
+
+
+def test_the_first_rung_fills_what_the_budget_leaves_and_no_more() -> None:
+    timing = Timing(per_step=0.01, overhead=1.0)
+    s0 = first_rung_steps(6, 1, 2, 300.0, timing, most=10_000)
+    assert plan_cost(6, 1, 2, s0, timing) <= 300.0 < plan_cost(6, 1, 2, s0 + 1, timing)
+    assert first_rung_steps(6, 1, 2, 300.0, timing, most=50) == 50
+    assert first_rung_steps(6, 1, 2, 1.0, timing, most=10_000) == MIN_STEPS
+
+
+def test_probes_left_out_by_the_budget_are_reported_as_skipped_with_a_note() -> None:
+    static = _stuck_static()
+    patch = _init_fix_patch(static)
+    init = Probe("initializer_by_activation", "poor_weight_initialization", patch)
+    curve = [2.3, 2.3, 2.3]
+    rungs = {
+        "baseline": [_out(BASELINE, [2.3, 2.3], curve)],
+        init.name: [_out(init, [0.5, 0.52], [2.3, 1.0, 0.5])],
+    }
+    findings = weigh(rungs, LN10, 0.0, static.causes, STUCK.run)
+    report = conclude(static, findings, LN10, None, [], SETTING, [WIDE])
+    skipped = [p for p in report.probes if p.status == "skipped"]
+    assert [p.name for p in skipped] == ["width_x2"] and "budget_seconds" in (
+        skipped[0].detail or ""
+    )
+    assert any("fitted 2 of 3 configurations" in n and "width_x2" in n for n in report.notes)

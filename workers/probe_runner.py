@@ -24,14 +24,18 @@ from service.analysis.patch import apply
 from service.analysis.probes import CLEAN_LABELS, LABEL_AUDIT, Outcome, Probe, plan
 from service.analysis.report import build_context
 from service.analysis.verdict import (
+    MIN_STEPS,
     ProbeSetting,
+    Timing,
     conclude,
+    first_rung_steps,
     keep,
     lr_range_probe,
     outcome,
     protect,
     survivors,
     weigh,
+    within_budget,
 )
 from service.errors import ServiceUnavailable
 from service.schemas.diagnosis import DiagnosisRequest
@@ -293,7 +297,12 @@ def _probe(s: Session, static: Report) -> Report:
     if lr_test is not None:
         probes.append(lr_test)
     protected = protect(probes, static)
-    s0 = _first_rung_steps(s, len(probes), len(protected), time.monotonic() - started)
+    timing, most = _timing(s)
+    # What is left of the budget (15% kept for storing and the report) after the audit, the
+    # LR sweep and the timing run.
+    left = 0.85 * s.budget - (time.monotonic() - started)
+    probes, dropped = within_budget(probes, protected, static, left, s.seeds, timing)
+    s0 = first_rung_steps(len(probes), len(protected), s.seeds, left, timing, most)
     # The longest probes (4·S0 steps) stand for the run's whole length: schedules in epochs
     # are scaled onto them ("halve every 10 epochs" of a 40-epoch run: every 1/4 of a probe).
     s.epoch_steps = max(1, 4 * s0 // (s.request.run.epochs or 20))
@@ -306,7 +315,7 @@ def _probe(s: Session, static: Report) -> Report:
         else None
     )
     setting = ProbeSetting(s.seeds, s.data.source, len(s.data.y_train), s.data.note, s0)
-    return conclude(static, findings, ctx.chance, combined, skipped, setting)
+    return conclude(static, findings, ctx.chance, combined, skipped, setting, dropped)
 
 
 def _audit_labels(s: Session, ctx: Context, static: Report) -> tuple[Context, Report, list[Probe]]:
@@ -341,8 +350,9 @@ def _lr_probe(s: Session, lr: float | None) -> Probe | None:
     return lr_range_probe(lr, float(sweep["suggested_lr"]))
 
 
-def _first_rung_steps(s: Session, n: int, protected: int, spent: float) -> int:
-    """Steps per probe in rung 0 (S0), sized so the whole plan fits the budget."""
+def _timing(s: Session) -> tuple[Timing, int]:
+    """One short baseline training on this worker: seconds per step and per training; and the
+    most steps a first rung needs (the longest probe sees the sample MAX_PASSES times)."""
     t0 = time.monotonic()
     run, arch = s.run_of(Probe("baseline", "", {}))
     timing = train(
@@ -350,17 +360,9 @@ def _first_rung_steps(s: Session, n: int, protected: int, spent: float) -> int:
     )
     per_step = max(timing.seconds / 20, 1e-4)
     overhead = max(0.0, (time.monotonic() - t0) - timing.seconds) + 0.3
-    # Sized for successive halving in both modes, so that the reference mode (every probe at
-    # full length) trains the same probe lengths, only more of them.
-    m = survivors(n, protected)
-    # In S0 units: rung 0 all n probes, rung 1 m of them, rung 2 m for 2·S0, combined 4·S0.
-    units = n + m + 2 * m + 4
-    trainings = s.seeds * (n + 2 * m + 1)
-    left = 0.85 * s.budget - spent - (time.monotonic() - t0) - overhead * trainings
-    # Nor longer than needed: the longest probe sees the sample MAX_PASSES times.
     batch = min(s.request.run.batch_size or 32, len(s.data.y_train))
-    most = max(20, MAX_PASSES * len(s.data.y_train) // (4 * batch))
-    return max(20, min(int(left / (per_step * s.seeds * units)), most))
+    most = max(MIN_STEPS, MAX_PASSES * len(s.data.y_train) // (4 * batch))
+    return Timing(per_step, overhead), most
 
 
 def _successive_halving(

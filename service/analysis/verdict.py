@@ -9,6 +9,7 @@ writes the report.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -51,6 +52,62 @@ def protect(probes: list[Probe], static: Report) -> set[str]:
     priors matter."""
     suspects = {c.id for c in static.causes if c.confidence >= PROTECT}
     return {p.name for p in probes if p.tests in suspects}
+
+
+MIN_STEPS = 20  # the fewest steps a probe trains in the first rung
+
+
+@dataclass(frozen=True)
+class Timing:
+    """What one short training cost on this worker: seconds per step and per training."""
+
+    per_step: float
+    overhead: float  # model build, compile and tracing: paid once per training
+
+
+def plan_cost(n: int, protected: int, seeds: int, s0: int, timing: Timing) -> float:
+    """Seconds to train `n` probes by successive halving with S0 = `s0`, plus the combined.
+
+    Rung 0 trains all n for S0, rung 1 the survivors m for S0, rung 2 m for 2·S0, the combined
+    probe 4·S0: n + 3m + 4 S0-units of steps in n + 2m + 1 trainings, per seed."""
+    m = survivors(n, protected)
+    units = n + 3 * m + 4
+    trainings = n + 2 * m + 1
+    return seeds * (trainings * timing.overhead + units * s0 * timing.per_step)
+
+
+def within_budget(
+    probes: list[Probe],
+    protected: set[str],
+    static: Report,
+    seconds: float,
+    seeds: int,
+    timing: Timing,
+) -> tuple[list[Probe], list[Probe]]:
+    """The probes that fit `seconds` at the shortest length, and those dropped.
+
+    The baseline and the probes of suspected causes always run; the others go in order of
+    their cause's static confidence, so a small budget tests the likeliest causes first."""
+    confidence: dict[str, float] = {c.id: c.confidence for c in static.causes}
+    fixed = [p for p in probes if p is probes[0] or p.name in protected]
+    optional = sorted(
+        (p for p in probes if p not in fixed), key=lambda p: -confidence.get(p.tests, 0.0)
+    )
+    k = len(optional)
+    while k > 0 and (plan_cost(len(fixed) + k, len(protected), seeds, MIN_STEPS, timing) > seconds):
+        k -= 1
+    kept = {p.name for p in fixed + optional[:k]}
+    return [p for p in probes if p.name in kept], [p for p in probes if p.name not in kept]
+
+
+def first_rung_steps(
+    n: int, protected: int, seeds: int, seconds: float, timing: Timing, most: int
+) -> int:
+    """S0: the first rung's steps, sized so the plan fills `seconds` (at least MIN_STEPS, at
+    most `most`)."""
+    fixed = plan_cost(n, protected, seeds, 0, timing)
+    per_s0 = plan_cost(n, protected, seeds, 1, timing) - fixed
+    return max(MIN_STEPS, min(int((seconds - fixed) / per_s0), most))
 
 
 def lr_range_probe(lr: float, suggested: float) -> Probe | None:
@@ -196,6 +253,7 @@ def conclude(
     combined: Outcome | None,
     skipped: list[Probe],
     setting: ProbeSetting,
+    dropped: Sequence[Probe] = (),
 ) -> Report:
     """The static report with the probes' evidence folded in: causes, summary, notes, verdict.
 
@@ -216,6 +274,15 @@ def conclude(
         )
         for p in skipped
     ]
+    runs += [
+        ProbeRun(
+            name=p.name,
+            change=p.change,
+            status="skipped",
+            detail="left out to fit budget_seconds: the probes of likelier causes ran first",
+        )
+        for p in dropped
+    ]
     causes = revise(static, findings.judgements, findings.bad, findings.compared, seeds)
     verified = effect is not None and effect.confirmed
     if findings.combined and verified and causes and causes[0].probe and causes[0].probe.confirmed:
@@ -230,6 +297,12 @@ def conclude(
     ]
     if setting.data_note:
         notes.append(setting.data_note)
+    if dropped:
+        notes.append(
+            f"The probe budget fitted {len(findings.finals)} of "
+            f"{len(findings.finals) + len(dropped)} configurations; "
+            f"a larger probes.budget_seconds also tries {', '.join(p.name for p in dropped)}."
+        )
     if not findings.bad:
         notes.append(
             "Your run (or its replayed baseline) trains well, so probe improvements were not "
