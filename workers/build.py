@@ -6,10 +6,11 @@ called only with fields the schema validated. Shapes, names and parameter counts
 analysed (same layer names, same parameter count), and a too-large model is refused before any
 weight is allocated.
 
-Labels are integer class ids everywhere in the workers. A loss that needs one-hot targets
+Class labels are integer ids in the workers. A loss that needs one-hot targets
 (categorical_crossentropy, mse on a multi-unit head, ...) one-hots them inside the loss, so
 the data pipeline stays the same for every loss and label smoothing works even for a sparse
-loss spec (Keras' sparse loss has no label_smoothing).
+loss spec (Keras' sparse loss has no label_smoothing). Regression values and multi-hot rows
+(`targets` other than "classes") reach the run's loss as they are.
 """
 
 from __future__ import annotations
@@ -656,6 +657,7 @@ def compile_model(
     start_step: int = 0,
     window_steps: int | None = None,
     jit_compile: bool | str = "auto",
+    targets: str = "classes",
 ) -> list[keras.callbacks.Callback]:
     """Compile with the run's optimizer, schedule and loss; returns callbacks fit() needs.
 
@@ -665,11 +667,11 @@ def compile_model(
     """
     schedule = run.lr_schedule or (run.optimizer.schedule if run.optimizer else None)
     lr = make_schedule(run, schedule, steps_per_epoch, total_steps, start_step)
-    loss, from_logits = make_loss(run, int(model.outputs[0].shape[-1]))
+    loss, from_logits = make_loss(run, int(model.outputs[0].shape[-1]), targets)
     model.compile(
         optimizer=make_optimizer(run, lr),
         loss=loss,
-        metrics=[_accuracy(model, from_logits)],
+        metrics=[] if targets == "values" else [_accuracy(model, from_logits, targets)],
         jit_compile=jit_compile,
     )
     if schedule is not None and schedule.name == "reduce_on_plateau":
@@ -847,13 +849,24 @@ def sweep_lrs(lr_min: float, lr_max: float, steps: int) -> list[float]:
     return list(np.geomspace(lr_min, lr_max, max(2, steps))[:steps].astype(float))
 
 
-def make_loss(run: RunSpec, units: int) -> tuple[Any, bool]:
-    """(Keras loss taking integer labels, from_logits) for the run's loss and a `units` head."""
+# The loss a run without a loss spec is read with, by what its targets hold.
+DEFAULT_LOSS = {
+    "classes": SPARSE_LOSS,
+    "values": "mean_squared_error",
+    "multi_hot": "binary_crossentropy",
+}
+
+
+def make_loss(run: RunSpec, units: int, targets: str = "classes") -> tuple[Any, bool]:
+    """(Keras loss, from_logits) for the run's loss and a `units` head, taking the targets
+    the probe data holds: integer labels, or values / multi-hot rows as they are."""
     spec = run.loss
-    name = LOSS_ALIASES.get(spec.name, spec.name) if spec else SPARSE_LOSS
+    name = LOSS_ALIASES.get(spec.name, spec.name) if spec else DEFAULT_LOSS[targets]
     # Without a loss spec, logits are what a linear head gives.
     from_logits = spec.from_logits if spec else _linear_head(run)
     smoothing = (spec.label_smoothing or 0.0) if spec else 0.0
+    if targets != "classes":
+        return _as_given_loss(name, units, from_logits, smoothing, spec), from_logits
     if name == SPARSE_LOSS and not smoothing:
         return keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits), from_logits
     fn = DENSE_LOSSES.get("categorical_crossentropy" if name == SPARSE_LOSS else name)
@@ -867,6 +880,34 @@ def make_loss(run: RunSpec, units: int) -> tuple[Any, bool]:
         if k in accepted
     }
     return _dense_target_loss(fn, units, kwargs), from_logits
+
+
+def _as_given_loss(
+    name: str, units: int, from_logits: bool, smoothing: float, spec: Any
+) -> Callable[[Any, Any], Any]:
+    """The run's loss on float targets (regression values, multi-hot rows) as they are."""
+    fn = DENSE_LOSSES.get(name)
+    if fn is None:
+        raise BuildError(
+            f"the loss {name!r} needs class ids, but the sample's y holds values or multi-hot "
+            "rows; send the loss the run trained with"
+        )
+    accepted = inspect.signature(fn).parameters
+    kwargs: dict[str, Any] = {
+        k: v
+        for k, v in (("from_logits", from_logits), ("label_smoothing", smoothing))
+        if k in accepted
+    }
+    delta = (spec.model_extra or {}).get("delta") if spec is not None else None
+    if "delta" in accepted and isinstance(delta, int | float) and delta > 0:
+        kwargs["delta"] = float(delta)  # Huber's
+
+    def loss(y_true: Any, y_pred: Any) -> Any:
+        target = ops.cast(ops.reshape(y_true, (-1, units)), y_pred.dtype)
+        return fn(target, y_pred, **kwargs)
+
+    loss.__name__ = getattr(fn, "__name__", "loss")
+    return loss
 
 
 def _linear_head(run: RunSpec) -> bool:
@@ -892,8 +933,9 @@ def _dense_target_loss(
     return loss
 
 
-def _accuracy(model: keras.Model, from_logits: bool) -> keras.metrics.Metric:
-    """Accuracy on integer labels: argmax for a multi-unit head, a threshold for one unit."""
-    if int(model.outputs[0].shape[-1]) == 1:
+def _accuracy(model: keras.Model, from_logits: bool, targets: str) -> keras.metrics.Metric:
+    """Accuracy on integer labels: argmax for a multi-unit head, a threshold for one unit
+    (and for each label of a multi-hot row)."""
+    if int(model.outputs[0].shape[-1]) == 1 or targets == "multi_hot":
         return keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0 if from_logits else 0.5)
     return keras.metrics.SparseCategoricalAccuracy(name="accuracy")
