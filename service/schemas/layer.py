@@ -132,9 +132,11 @@ class Regularizer(BaseModel):
 
 
 IntOrPair = int | tuple[int, int]
+Size = Annotated[int, Field(ge=1, le=10_000)]  # a window, stride or dilation along one dim
+Extra = Annotated[int, Field(ge=0, le=100_000)]  # padding or cropping along one dim
 # A convolution or pooling window per spatial dim: 1 (Conv1D), 2 (Conv2D) or 3 (Conv3D) ints.
-Window = int | tuple[int] | tuple[int, int] | tuple[int, int, int]
-Margins = tuple[int, int]  # (before, after) of one spatial dim
+Window = Size | tuple[Size] | tuple[Size, Size] | tuple[Size, Size, Size]
+Margins = tuple[Extra, Extra]  # (before, after) of one spatial dim
 # A shape-related Keras setting kept on an opaque node: a number, a word or nested int lists.
 ShapeArg = int | float | str | bool | list[int | list[int] | None] | None
 
@@ -182,9 +184,9 @@ class Layer(BaseModel):
     mode: str | None = Field(default=None, max_length=64)
     # Added for Keras configs whose shapes/params depend on them (all default to Keras defaults).
     dilation_rate: Window | None = None
-    output_padding: Window | None = Field(
-        default=None, description="Transposed convolutions: extra rows/columns on one side."
-    )
+    output_padding: (
+        Extra | tuple[Extra] | tuple[Extra, Extra] | tuple[Extra, Extra, Extra] | None
+    ) = Field(default=None, description="Transposed convolutions: extra rows/columns on one side.")
     cropping: tuple[Margins] | tuple[Margins, Margins] | tuple[Margins, Margins, Margins] | None = (
         Field(default=None, description="Cropping1D/2D/3D: (before, after) per spatial dim.")
     )
