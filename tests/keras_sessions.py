@@ -548,6 +548,41 @@ def _embedding_text() -> Any:
     )
 
 
+def _siamese() -> Any:
+    """One Dense layer called on two inputs (shared weights)."""
+    left, right = keras.Input((10,), name="left"), keras.Input((10,), name="right")
+    encode = L.Dense(8, activation="relu")
+    joined = L.Concatenate()([encode(left), encode(right)])
+    return keras.Model([left, right], L.Dense(1, activation="sigmoid")(joined))
+
+
+def _shared_twice_in_a_row() -> Any:
+    """x = block(mix(block(x))): the later call needs a layer Keras writes after `block`."""
+    inp = keras.Input((16,))
+    block, mix = L.Dense(16, activation="relu"), L.Dense(16)
+    return keras.Model(inp, L.Dense(3, activation="softmax")(block(mix(block(inp)))))
+
+
+def _shared_nested_model() -> Any:
+    """A Functional encoder called on an image and on its flipped copy."""
+    image = keras.Input((16, 16, 3))
+    x = L.Conv2D(8, 3, activation="relu")(image)
+    encoder = keras.Model(image, L.GlobalAveragePooling2D()(x), name="encoder")
+    inp = keras.Input((16, 16, 3))
+    both = L.Add()([encoder(inp), encoder(L.RandomFlip("horizontal")(inp))])
+    return keras.Model(inp, L.Dense(4, activation="softmax")(both))
+
+
+def _autoencoder() -> Any:
+    """Conv2D down, Conv2DTranspose up (a denoising autoencoder's shape)."""
+    inp = keras.Input((16, 16, 1))
+    x = L.Conv2D(8, 3, strides=2, padding="same", activation="relu")(inp)
+    x = L.Conv2DTranspose(8, 3, strides=2, padding="same", activation="relu")(x)
+    x = L.Conv2DTranspose(4, 3, strides=2, output_padding=1)(x)
+    x = L.Cropping2D(((1, 2), (3, 0)))(x)
+    return keras.Model(inp, L.Conv2D(1, 3, padding="same", activation="sigmoid")(x))
+
+
 MODEL_BUILDERS: dict[str, Callable[[], Any]] = {
     "sequential-cnn": lambda: small_cnn(),
     "sequential-cnn-logits": lambda: small_cnn(activation="linear"),
@@ -561,10 +596,35 @@ MODEL_BUILDERS: dict[str, Callable[[], Any]] = {
     "nested-augmentation": _nested_augment,
     "embedding-conv1d": _embedding_text,
     "conv1d": _zoo(lambda: L.Conv1D(4, 3), shape=(32, 2)),
+    "conv1d-causal-dilated-pools": _zoo(
+        lambda: L.Conv1D(8, 3, padding="causal", dilation_rate=2, activation="relu"),
+        lambda: L.MaxPooling1D(),
+        lambda: L.Conv1D(8, 5, strides=2, groups=2),
+        lambda: L.AveragePooling1D(3, padding="same"),
+        lambda: L.GlobalAveragePooling1D(keepdims=True),
+        shape=(64, 4),
+    ),
     "conv3d": _zoo(lambda: L.Conv3D(4, 3), lambda: L.MaxPooling3D(), shape=(8, 8, 8, 1)),
+    "conv3d-pools": _zoo(
+        lambda: L.Conv3D(4, (1, 3, 3), padding="same", activation="relu"),
+        lambda: L.AveragePooling3D(2),
+        lambda: L.GlobalMaxPooling3D(),
+        shape=(4, 8, 8, 2),
+        head=False,
+    ),
     "conv2d-transpose": _zoo(lambda: L.Conv2DTranspose(4, 3, strides=2)),
+    "conv1d-transpose": _zoo(lambda: L.Conv1DTranspose(4, 3, strides=2), shape=(10, 3)),
+    "conv3d-transpose": _zoo(
+        lambda: L.Conv3DTranspose(2, 2, strides=2, padding="same"), shape=(4, 4, 4, 1)
+    ),
+    "autoencoder": _autoencoder,
     "cropping": _zoo(lambda: L.Cropping2D(2)),
     "cropping1d": _zoo(lambda: L.Cropping1D(1), shape=(10, 3)),
+    "cropping3d": _zoo(lambda: L.Cropping3D(((1, 0), (0, 2), (1, 1))), shape=(6, 6, 6, 1)),
+    "embedding-flatten": _zoo(lambda: L.Embedding(50, 4, mask_zero=True), shape=(12,)),
+    "shared-dense-siamese": _siamese,
+    "shared-layer-twice-in-a-row": _shared_twice_in_a_row,
+    "shared-nested-model": _shared_nested_model,
     "group-norm": _zoo(lambda: L.Conv2D(8, 3), lambda: L.GroupNormalization(4)),
     "prelu-elu": _zoo(lambda: L.Conv2D(4, 3), lambda: L.PReLU(), lambda: L.ELU()),
     "relu-threshold": _zoo(lambda: L.Conv2D(4, 3), lambda: L.ReLU(threshold=0.1)),

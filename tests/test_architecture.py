@@ -196,6 +196,29 @@ def test_pool_collapsing_the_feature_map_raises() -> None:
         describe([1, 1, 4], [L("max_pooling2d", name="p")])
 
 
+@pytest.mark.parametrize(
+    ("shape", "layers", "message"),
+    [
+        ([10, 3], [{"type": "conv1d", "filters": 2, "kernel_size": [3, 3]}], "needs 1 values"),
+        ([10, 3], [{"type": "conv1d", "filters": 2, "kernel_size": 11}], "kernel 11 does not fit"),
+        ([8, 8, 3], [{"type": "conv3d", "filters": 2, "kernel_size": 2}], "rank-4 input"),
+        ([4, 4, 4, 1], [{"type": "max_pooling3d", "pool_size": 5}], "pool 5x5x5 does not fit"),
+        ([8, 8, 3], [{"type": "cropping2d", "cropping": [[4, 4], [0, 0]]}], "leaves nothing"),
+        ([10, 3], [{"type": "conv2d_transpose", "filters": 2, "kernel_size": 3}], "rank-3"),
+        ([8, 8, 3], [{"type": "conv2d_transpose", "filters": 2, "kernel_size": 3,
+                      "output_padding": 2}], "output_padding must be below strides"),
+        ([5], [{"type": "embedding", "output_dim": 4}], "needs input_dim"),
+        ([4], [{"type": "dense", "units": 2, "name": "a", "shares": "b"},
+               {"type": "dense", "units": 2, "name": "b"}], "not an earlier layer"),
+    ],
+)  # fmt: skip
+def test_conv_nd_cropping_embedding_and_sharing_errors_name_the_problem(
+    shape: list[int], layers: list[dict[str, Any]], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        describe(shape, [Layer(**layer) for layer in layers])
+
+
 def test_strides_dilation_and_same_padding() -> None:
     arch = describe(
         [32, 32, 3],

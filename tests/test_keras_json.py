@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from service.analysis.architecture import describe
 from service.schemas.keras import translate
-from service.schemas.layer import MODEL_INPUT, Initializer, Regularizer
+from service.schemas.layer import MODEL_INPUT, Initializer, Layer, Regularizer
 from service.schemas.model import ModelSpec
 
 FIXTURES = Path(__file__).parent / "fixtures" / "keras"
@@ -484,14 +484,46 @@ def _fn_input(name: str = "in") -> dict[str, Any]:
     return _fn_layer(layer("InputLayer", name, batch_shape=[None, 4]))
 
 
-def test_shared_layers_are_rejected() -> None:
+def _call(source: str, call: int) -> dict[str, Any]:
+    """An inbound node fed by call `call` of layer `source`."""
+    node = _node(source)
+    node["args"][0]["config"]["keras_history"] = [source, call, 0]
+    return node
+
+
+def test_a_shared_layer_is_one_node_per_call_and_its_weights_count_once() -> None:
+    # d(d(x)): the second call takes the first call's output; the model outputs call 1.
     model = _functional(
         _fn_input(),
-        _fn_layer(dense("d"), _node("in"), _node("in")),
+        _fn_layer(dense("d"), _node("in"), _call("d", 0)),
         inputs=["in", 0, 0],
-        outputs=["d", 0, 0],
+        outputs=["d", 1, 0],
     )
-    with pytest.raises(ValueError, match="'d' is called 2 times"):
+    shape, layers = translate(model)
+    assert [(x.name, x.inputs, x.shares) for x in layers] == [
+        ("d", ["input"], None),
+        ("d#2", ["d"], "d"),
+    ]
+    assert describe(shape, layers).total_params == 4 * 4 + 4  # one kernel, one bias
+
+
+def test_a_shared_call_whose_input_the_weights_do_not_fit_is_refused() -> None:
+    layers = [
+        Layer(type="dense", name="d", units=3),
+        Layer(type="dense", name="d#2", units=3, inputs=["d"], shares="d"),
+    ]
+    with pytest.raises(ValueError, match="'d#2' calls the layer of 'd' again"):
+        describe([4], layers)
+
+
+def test_a_call_of_a_layer_that_was_never_made_names_it() -> None:
+    model = _functional(
+        _fn_input(),
+        _fn_layer(dense("d"), _node("in")),
+        inputs=["in", 0, 0],
+        outputs=["d", 1, 0],
+    )
+    with pytest.raises(ValueError, match="call 1 of layer 'd'"):
         translate(model)
 
 

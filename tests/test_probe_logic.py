@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
-from service.analysis.patch import apply, merge
+from service.analysis import fixes
+from service.analysis.patch import apply, apply_to_run, merge
 from service.analysis.probes import Outcome, Probe, combined_fix, judge, plan, revise
 from service.analysis.report import build_context, static_report
 from service.schemas.diagnosis import DiagnosisRequest
+from service.schemas.model import TRANSLATED
+from service.schemas.run import RunSpec
 from tests.runs import LN10, body, cnn, run, stuck_curve
 
 
@@ -23,6 +27,23 @@ def test_merge_patch_follows_rfc_7396() -> None:
     assert merge({"optimizer": {"learning_rate": 0.1}}, {"optimizer": {"momentum": 0.9}}) == {
         "optimizer": {"learning_rate": 0.1, "momentum": 0.9}
     }
+
+
+def test_a_probe_of_a_keras_json_fix_trains_the_edited_json_not_the_stored_translation() -> None:
+    keras_json = (Path(__file__).parent / "fixtures" / "keras" / "normalized_mlp.json").read_text()
+    sent = RunSpec.model_validate({"model": {"keras_json": keras_json}})
+    assert sent.model is not None and sent.model.layers is not None
+    names = [layer.name or "" for layer in sent.model.layers]
+    stored = sent.model_dump(mode="json", exclude_none=True, context=TRANSLATED)
+    fix = fixes.scale_width(sent, names, 2)
+    probed = RunSpec.model_validate(apply_to_run(stored, fix.patch), context=TRANSLATED)
+    assert probed.model is not None and probed.model.layers is not None
+    widths = [
+        (layer.units, new.units)
+        for layer, new in zip(sent.model.layers, probed.model.layers, strict=True)
+    ]
+    hidden = [(old, new) for old, new in widths[:-1] if old is not None]
+    assert hidden and all(new == 2 * old for old, new in hidden)
 
 
 def test_improvement_beyond_noise_and_near_the_best_is_confirmed() -> None:

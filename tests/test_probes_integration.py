@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 import redis
 from fastapi.testclient import TestClient
+from sklearn.datasets import load_diabetes
 
 from service.main import create_app
 from service.settings import Settings
@@ -181,6 +183,48 @@ def test_a_model_with_an_opaque_layer_keeps_its_static_report_and_probes_say_why
     assert doc["report"]["causes"]  # the static report is still there
     assert any("kept opaque" in note for note in doc["report"]["notes"])
     assert stack["worker"].poll() is None
+
+
+def test_a_regression_run_is_probed_with_its_own_loss_on_float_targets(
+    stack: dict[str, Any],
+) -> None:
+    """sklearn's diabetes: float targets (25…346) trained with the run's MSE, not as labels."""
+    client = stack["client"]
+    d = load_diabetes()
+    x = ((d.data - d.data.mean(0)) / d.data.std(0)).astype(np.float32)
+    upload = client.post("/v1/datasets", files={"file": ("d.npz", npz_bytes(x, d.target))})
+    assert upload.status_code == 201, upload.text
+    run = {
+        "model": {
+            "input_shape": [10],
+            "layers": [
+                {"type": "dense", "units": 16, "activation": "relu"},
+                {"type": "dense", "units": 1},
+            ],
+        },
+        "optimizer": {"name": "sgd", "learning_rate": 1e-6},  # far too low for targets ~150
+        "loss": "mse",
+        "batch_size": 32,
+        "epochs": 20,
+        "data": {"dataset_id": upload.json()["id"], "num_examples": len(x)},
+    }
+    flat = [29000.0 - 10 * i for i in range(20)]  # MSE near E[y²]: the model learns nothing
+    body = {
+        "run": run,
+        "history": {"loss": flat},
+        "probes": {"enabled": True, "budget_seconds": 8, "seeds": 1},
+    }
+    r = client.post("/v1/diagnoses", json=body)
+    assert r.status_code == 202, r.text
+    doc = wait_for(client, r.headers["location"], lambda d: d["status"] in ("succeeded", "failed"))
+    assert doc["status"] == "succeeded", doc.get("error")
+    probes = {p["name"]: p for p in doc["report"]["probes"]}
+    baseline = probes["baseline"]
+    assert baseline["status"] == "succeeded"
+    # The baseline trained the run itself: its MSE is on the targets' scale (Var(y) ≈ 5900,
+    # E[y²] ≈ 29000), which labels taken as class ids could not give.
+    assert 1000 < baseline["final_loss"] < 40000
+    assert "label_audit" not in probes  # no class ids to audit
 
 
 def test_delete_cancels_a_running_diagnosis_and_the_worker_serves_on(stack: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from service.schemas.history import History
+from service.schemas.layer import Layer
 from service.schemas.run import Loss, Optimizer, RunSpec
 
 
@@ -124,3 +125,19 @@ def test_input_moments_per_channel_give_a_typical_range() -> None:
         RunSpec.model_validate({"data": {"input_mean": [1.0, 2.0], "input_std": [1, 1, 1]}})
     with pytest.raises(ValidationError):
         RunSpec.model_validate({"data": {"input_mean": math.inf}})
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"type": "conv2d", "filters": 2, "kernel_size": 3, "strides": 0},  # was a 500 (÷ 0)
+        {"type": "max_pooling2d", "pool_size": 0},
+        {"type": "conv1d", "filters": 2, "kernel_size": -1},
+        {"type": "conv3d", "filters": 2, "kernel_size": [3, 3, 3, 3]},
+        {"type": "conv2d_transpose", "filters": 2, "kernel_size": 3, "output_padding": -1},
+        {"type": "cropping1d", "cropping": [[-1, 0]]},
+    ],
+)
+def test_windows_strides_and_margins_out_of_range_are_refused(fields: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        Layer(**fields)

@@ -45,6 +45,8 @@ def params_of(run: RunSpec) -> int:
 
 # One small model per layer type; each ends in something a classifier could follow.
 CONV: dict[str, Any] = {"type": "conv2d", "filters": 4, "kernel_size": 3, "padding": "same"}
+SEQ: dict[str, Any] = {"type": "reshape", "target_shape": [64, 3]}
+VOL: dict[str, Any] = {"type": "reshape", "target_shape": [4, 4, 4, 3]}
 BY_TYPE: dict[str, list[dict[str, Any]]] = {
     "conv2d": [
         {**CONV, "strides": 2, "kernel_regularizer": {"l2": 1e-4, "orthogonal": 0.01}},
@@ -90,7 +92,30 @@ BY_TYPE: dict[str, list[dict[str, Any]]] = {
     "random_translation": [
         {"type": "random_translation", "height_factor": 0.1, "width_factor": [-0.2, 0.2]}
     ],
-}
+    # 1-D and 3-D layers: the 8×8×3 input reshaped to a sequence or a volume first.
+    "conv1d": [SEQ, {"type": "conv1d", "filters": 4, "kernel_size": 3, "padding": "causal",
+                     "dilation_rate": 2}],
+    "conv3d": [VOL, {"type": "conv3d", "filters": 2, "kernel_size": [1, 2, 3]}],
+    "conv1d_transpose": [SEQ, {"type": "conv1d_transpose", "filters": 2, "kernel_size": 3,
+                               "strides": 2}],
+    "conv2d_transpose": [{"type": "conv2d_transpose", "filters": 2, "kernel_size": 3,
+                          "strides": 2, "output_padding": 1}],
+    "conv3d_transpose": [VOL, {"type": "conv3d_transpose", "filters": 2, "kernel_size": 2,
+                               "strides": 2, "padding": "same"}],
+    "max_pooling1d": [SEQ, {"type": "max_pooling1d", "pool_size": 2}],
+    "average_pooling1d": [SEQ, {"type": "average_pooling1d", "pool_size": 3, "strides": 2,
+                                "padding": "same"}],
+    "max_pooling3d": [VOL, {"type": "max_pooling3d", "pool_size": 2}],
+    "average_pooling3d": [VOL, {"type": "average_pooling3d", "pool_size": [1, 2, 2]}],
+    "global_average_pooling1d": [SEQ, {"type": "global_average_pooling1d"}],
+    "global_max_pooling1d": [SEQ, {"type": "global_max_pooling1d", "keepdims": True}],
+    "global_average_pooling3d": [VOL, {"type": "global_average_pooling3d", "keepdims": True}],
+    "global_max_pooling3d": [VOL, {"type": "global_max_pooling3d"}],
+    "cropping1d": [SEQ, {"type": "cropping1d", "cropping": [[2, 1]]}],
+    "cropping2d": [{"type": "cropping2d", "cropping": [[1, 0], [2, 2]]}],
+    "cropping3d": [VOL, {"type": "cropping3d"}],
+    "embedding": [{"type": "embedding", "input_dim": 10, "output_dim": 4}],
+}  # fmt: skip
 
 
 def test_every_layer_type_has_a_case() -> None:
@@ -150,6 +175,17 @@ def test_every_layer_type_builds_with_the_described_shape_and_params(layer_type:
     assert {info.name for info in arch.layers} <= built  # describe()'s names, unnamed included
     out = model(np.zeros((2, 8, 8, 3), np.float32), training=True)
     assert np.all(np.isfinite(np.asarray(out)))
+
+
+def test_a_shared_layer_is_one_keras_layer_called_twice() -> None:
+    shared = {**CONV, "filters": 3, "name": "block"}
+    run = spec(
+        [shared, {"type": "conv2d", "name": "block#2", "inputs": ["block"], "shares": "block"}]
+    )
+    model = build_model(run)
+    one_conv = 3 * 3 * 3 * 3 + 3
+    assert params_of(run) == model.count_params() == one_conv
+    assert [layer.name for layer in model.layers].count("block") == 1
 
 
 def test_residual_add_graph() -> None:

@@ -173,3 +173,45 @@ def test_lr_range_test_suggests_a_sane_rate_for_adam(fashion: ProbeData) -> None
     assert sweep["min_loss_lr"] >= sweep["suggested_lr"]
     assert len(sweep["lrs"]) == len(sweep["losses"]) <= 100
     assert sweep["lrs"][0] == pytest.approx(1e-7)
+
+
+def test_float_targets_and_multi_hot_rows_are_split_as_they_are() -> None:
+    x = np.random.default_rng(0).random((50, 3))
+    values = from_sample(x, np.linspace(10.0, 500.0, 50))
+    assert values.targets == "values" and values.num_classes is None
+    assert values.y_train.dtype == np.float32 and values.y_train.max() > 100
+    rows = np.eye(4)[np.arange(50) % 4] + np.eye(4)[(np.arange(50) + 1) % 4]
+    multi = from_sample(x, rows)
+    assert multi.targets == "multi_hot" and multi.num_classes == 4
+    assert multi.y_val.shape[1] == 4 and len(multi.y_train) + len(multi.y_val) == 50
+
+
+@tf_only
+def test_multi_hot_rows_train_with_binary_crossentropy() -> None:
+    """sklearn digits with two labels per image (even?, at least 5?): per-label sigmoids."""
+    from sklearn.datasets import load_digits
+
+    from workers.train import train
+
+    digits = load_digits()
+    rows = np.stack([digits.target % 2 == 0, digits.target >= 5], axis=1).astype(np.float64)
+    data = from_sample(digits.data.reshape(-1, 8, 8, 1) / 16.0, rows, cap=600)
+    run = RunSpec.model_validate(
+        {
+            "model": {
+                "input_shape": [8, 8, 1],
+                "layers": [
+                    {"type": "flatten"},
+                    {"type": "dense", "units": 32, "activation": "relu"},
+                    {"type": "dense", "units": 2, "activation": "sigmoid"},
+                ],
+            },
+            "optimizer": {"name": "adam", "learning_rate": 1e-2},
+            "loss": "binary_crossentropy",
+            "batch_size": 32,
+        }
+    )
+    result = train(run, data, 40, 0, eval_every=10, preprocess=False)
+    assert result.curve[0] is not None and result.final_loss is not None
+    assert result.final_loss < min(result.curve[0], np.log(2))  # below a coin flip per label
+    assert result.val_accuracy is not None and result.val_accuracy > 0.6

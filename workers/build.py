@@ -6,10 +6,11 @@ called only with fields the schema validated. Shapes, names and parameter counts
 analysed (same layer names, same parameter count), and a too-large model is refused before any
 weight is allocated.
 
-Labels are integer class ids everywhere in the workers. A loss that needs one-hot targets
+Class labels are integer ids in the workers. A loss that needs one-hot targets
 (categorical_crossentropy, mse on a multi-unit head, ...) one-hots them inside the loss, so
 the data pipeline stays the same for every loss and label smoothing works even for a sparse
-loss spec (Keras' sparse loss has no label_smoothing).
+loss spec (Keras' sparse loss has no label_smoothing). Regression values and multi-hot rows
+(`targets` other than "classes") reach the run's loss as they are.
 """
 
 from __future__ import annotations
@@ -124,9 +125,12 @@ def build_model(
     inputs = keras.Input(shape=tuple(arch.input_shape), name=MODEL_INPUT)
     augmentation = run.preprocessing.augmentation if run.preprocessing else None
     tensors = {MODEL_INPUT: _augment(inputs, augmentation, arch.input_shape, seed)}
+    built: dict[str, keras.layers.Layer] = {}  # by node name: a shared layer's calls reuse it
     for index, (layer, info) in enumerate(zip(run.model.layers, arch.layers, strict=True)):
         sources = [tensors[source] for source in info.inputs]
-        tensors[info.name] = _apply(layer, info.name, sources, _Seeds(seed, index))
+        if info.shares is not None:
+            built[info.name] = built[info.shares]
+        tensors[info.name] = _apply(layer, info.name, sources, _Seeds(seed, index), built)
     model = keras.Model(inputs, tensors[arch.layers[-1].name], name="probe")
     if param_budget is not None and model.count_params() > param_budget:
         raise ModelTooLarge(model.count_params(), param_budget)
@@ -150,11 +154,15 @@ def _check_head(arch: Architecture, num_classes: int | None) -> None:
         )
 
 
-def _apply(layer: Layer, name: str, sources: list[Any], seeds: _Seeds) -> Any:
-    """Construct and call one layer, turning Keras' complaints into errors naming the layer."""
+def _apply(
+    layer: Layer, name: str, sources: list[Any], seeds: _Seeds, built: dict[str, Any]
+) -> Any:
+    """Construct (or, for a shared layer's later call, reuse) and call one layer, turning
+    Keras' complaints into errors naming the layer."""
     try:
-        keras_layer = LAYER_BUILDERS[layer.type](layer, name, seeds)
-        return keras_layer(sources if layer.type in MERGES else sources[0])
+        if name not in built:
+            built[name] = LAYER_BUILDERS[layer.type](layer, name, seeds)
+        return built[name](sources if layer.type in MERGES else sources[0])
     except BuildError:
         raise
     except (ValueError, TypeError) as exc:
@@ -294,6 +302,11 @@ def _bias(layer: Layer) -> bool:
     return layer.use_bias is not False
 
 
+def _spread(value: Any) -> Any:
+    """A one-value window, (3,), as the int Keras repeats over every spatial dim."""
+    return value[0] if isinstance(value, tuple) and len(value) == 1 else value
+
+
 def _need(value: Any, name: str, what: str) -> Any:
     if value is None:
         raise BuildError(f"layer {name!r} needs {what}")
@@ -303,10 +316,10 @@ def _need(value: Any, name: str, what: str) -> Any:
 def _conv_args(layer: Layer, name: str) -> dict[str, Any]:
     """What every convolution takes the same way."""
     return {
-        "kernel_size": _need(layer.kernel_size, name, "kernel_size"),
-        "strides": layer.strides or 1,
+        "kernel_size": _spread(_need(layer.kernel_size, name, "kernel_size")),
+        "strides": _spread(layer.strides or 1),
         "padding": layer.padding or "valid",
-        "dilation_rate": layer.dilation_rate or 1,
+        "dilation_rate": _spread(layer.dilation_rate or 1),
         "activation": make_activation(layer.activation, name),
         "use_bias": _bias(layer),
         "bias_regularizer": make_regularizer(layer.bias_regularizer),
@@ -314,13 +327,54 @@ def _conv_args(layer: Layer, name: str) -> dict[str, Any]:
     }
 
 
-def _conv2d(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
-    return keras.layers.Conv2D(
-        filters=_need(layer.filters, name, "filters"),
-        groups=layer.groups or 1,
-        kernel_initializer=make_initializer(layer.kernel_initializer, seeds("kernel")),
-        kernel_regularizer=make_regularizer(layer.kernel_regularizer),
-        **_conv_args(layer, name),
+def _conv_nd(cls: type[keras.layers.Layer]) -> Builder:
+    """Conv1D / Conv2D / Conv3D (Conv1D also takes padding='causal')."""
+
+    def build(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
+        return cls(
+            filters=_need(layer.filters, name, "filters"),
+            groups=layer.groups or 1,
+            kernel_initializer=make_initializer(layer.kernel_initializer, seeds("kernel")),
+            kernel_regularizer=make_regularizer(layer.kernel_regularizer),
+            **_conv_args(layer, name),
+        )
+
+    return build
+
+
+def _conv_transpose(cls: type[keras.layers.Layer]) -> Builder:
+    def build(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
+        return cls(
+            filters=_need(layer.filters, name, "filters"),
+            output_padding=_spread(layer.output_padding),
+            kernel_initializer=make_initializer(layer.kernel_initializer, seeds("kernel")),
+            kernel_regularizer=make_regularizer(layer.kernel_regularizer),
+            **_conv_args(layer, name),
+        )
+
+    return build
+
+
+def _cropping(cls: type[keras.layers.Layer], default: Any) -> Builder:
+    def build(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
+        margins: Any = layer.cropping
+        if margins is not None and len(margins) == 1:
+            margins = margins[0]  # Cropping1D takes one (before, after) pair
+        return cls(cropping=default if margins is None else margins, name=name)
+
+    return build
+
+
+def _embedding(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
+    # Keras' default embeddings initializer is RandomUniform(-0.05, 0.05), not Glorot.
+    init = layer.embeddings_initializer or Initializer(name="random_uniform")
+    return keras.layers.Embedding(
+        input_dim=_need(layer.input_dim, name, "input_dim"),
+        output_dim=_need(layer.output_dim, name, "output_dim"),
+        embeddings_initializer=make_initializer(init, seeds("embeddings")),
+        embeddings_regularizer=make_regularizer(layer.embeddings_regularizer),
+        mask_zero=bool(layer.mask_zero),
+        name=name,
     )
 
 
@@ -360,8 +414,8 @@ def _dense(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
 def _pool(cls: type[keras.layers.Layer]) -> Builder:
     def build(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.Layer:
         return cls(
-            pool_size=layer.pool_size or 2,
-            strides=layer.strides,  # None: Keras uses pool_size, as describe() does
+            pool_size=_spread(layer.pool_size or 2),
+            strides=_spread(layer.strides),  # None: Keras uses pool_size, as describe() does
             padding=layer.padding or "valid",
             name=name,
         )
@@ -529,14 +583,29 @@ def _random_translation(layer: Layer, name: str, seeds: _Seeds) -> keras.layers.
 
 
 LAYER_BUILDERS: dict[str, Builder] = {
-    "conv2d": _conv2d,
+    "conv1d": _conv_nd(keras.layers.Conv1D),
+    "conv2d": _conv_nd(keras.layers.Conv2D),
+    "conv3d": _conv_nd(keras.layers.Conv3D),
+    "conv1d_transpose": _conv_transpose(keras.layers.Conv1DTranspose),
+    "conv2d_transpose": _conv_transpose(keras.layers.Conv2DTranspose),
+    "conv3d_transpose": _conv_transpose(keras.layers.Conv3DTranspose),
     "separable_conv2d": _separable_conv2d,
     "depthwise_conv2d": _depthwise_conv2d,
     "dense": _dense,
-    "max_pooling2d": _pool(keras.layers.MaxPooling2D),
-    "average_pooling2d": _pool(keras.layers.AveragePooling2D),
-    "global_average_pooling2d": _global_pool(keras.layers.GlobalAveragePooling2D),
-    "global_max_pooling2d": _global_pool(keras.layers.GlobalMaxPooling2D),
+    **{
+        f"{kind}_pooling{n}d": _pool(getattr(keras.layers, f"{cls}Pooling{n}D"))
+        for kind, cls in (("max", "Max"), ("average", "Average"))
+        for n in (1, 2, 3)
+    },
+    **{
+        f"global_{kind}_pooling{n}d": _global_pool(getattr(keras.layers, f"Global{cls}Pooling{n}D"))
+        for kind, cls in (("max", "Max"), ("average", "Average"))
+        for n in (1, 2, 3)
+    },
+    "cropping1d": _cropping(keras.layers.Cropping1D, (1, 1)),
+    "cropping2d": _cropping(keras.layers.Cropping2D, 0),
+    "cropping3d": _cropping(keras.layers.Cropping3D, 0),
+    "embedding": _embedding,
     "flatten": _flatten,
     "dropout": _dropout(keras.layers.Dropout),
     "spatial_dropout2d": _dropout(keras.layers.SpatialDropout2D),
@@ -588,6 +657,7 @@ def compile_model(
     start_step: int = 0,
     window_steps: int | None = None,
     jit_compile: bool | str = "auto",
+    targets: str = "classes",
 ) -> list[keras.callbacks.Callback]:
     """Compile with the run's optimizer, schedule and loss; returns callbacks fit() needs.
 
@@ -597,11 +667,11 @@ def compile_model(
     """
     schedule = run.lr_schedule or (run.optimizer.schedule if run.optimizer else None)
     lr = make_schedule(run, schedule, steps_per_epoch, total_steps, start_step)
-    loss, from_logits = make_loss(run, int(model.outputs[0].shape[-1]))
+    loss, from_logits = make_loss(run, int(model.outputs[0].shape[-1]), targets)
     model.compile(
         optimizer=make_optimizer(run, lr),
         loss=loss,
-        metrics=[_accuracy(model, from_logits)],
+        metrics=[] if targets == "values" else [_accuracy(model, from_logits, targets)],
         jit_compile=jit_compile,
     )
     if schedule is not None and schedule.name == "reduce_on_plateau":
@@ -779,13 +849,24 @@ def sweep_lrs(lr_min: float, lr_max: float, steps: int) -> list[float]:
     return list(np.geomspace(lr_min, lr_max, max(2, steps))[:steps].astype(float))
 
 
-def make_loss(run: RunSpec, units: int) -> tuple[Any, bool]:
-    """(Keras loss taking integer labels, from_logits) for the run's loss and a `units` head."""
+# The loss a run without a loss spec is read with, by what its targets hold.
+DEFAULT_LOSS = {
+    "classes": SPARSE_LOSS,
+    "values": "mean_squared_error",
+    "multi_hot": "binary_crossentropy",
+}
+
+
+def make_loss(run: RunSpec, units: int, targets: str = "classes") -> tuple[Any, bool]:
+    """(Keras loss, from_logits) for the run's loss and a `units` head, taking the targets
+    the probe data holds: integer labels, or values / multi-hot rows as they are."""
     spec = run.loss
-    name = LOSS_ALIASES.get(spec.name, spec.name) if spec else SPARSE_LOSS
+    name = LOSS_ALIASES.get(spec.name, spec.name) if spec else DEFAULT_LOSS[targets]
     # Without a loss spec, logits are what a linear head gives.
     from_logits = spec.from_logits if spec else _linear_head(run)
     smoothing = (spec.label_smoothing or 0.0) if spec else 0.0
+    if targets != "classes":
+        return _as_given_loss(name, units, from_logits, smoothing, spec), from_logits
     if name == SPARSE_LOSS and not smoothing:
         return keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits), from_logits
     fn = DENSE_LOSSES.get("categorical_crossentropy" if name == SPARSE_LOSS else name)
@@ -799,6 +880,34 @@ def make_loss(run: RunSpec, units: int) -> tuple[Any, bool]:
         if k in accepted
     }
     return _dense_target_loss(fn, units, kwargs), from_logits
+
+
+def _as_given_loss(
+    name: str, units: int, from_logits: bool, smoothing: float, spec: Any
+) -> Callable[[Any, Any], Any]:
+    """The run's loss on float targets (regression values, multi-hot rows) as they are."""
+    fn = DENSE_LOSSES.get(name)
+    if fn is None:
+        raise BuildError(
+            f"the loss {name!r} needs class ids, but the sample's y holds values or multi-hot "
+            "rows; send the loss the run trained with"
+        )
+    accepted = inspect.signature(fn).parameters
+    kwargs: dict[str, Any] = {
+        k: v
+        for k, v in (("from_logits", from_logits), ("label_smoothing", smoothing))
+        if k in accepted
+    }
+    delta = (spec.model_extra or {}).get("delta") if spec is not None else None
+    if "delta" in accepted and isinstance(delta, int | float) and delta > 0:
+        kwargs["delta"] = float(delta)  # Huber's
+
+    def loss(y_true: Any, y_pred: Any) -> Any:
+        target = ops.cast(ops.reshape(y_true, (-1, units)), y_pred.dtype)
+        return fn(target, y_pred, **kwargs)
+
+    loss.__name__ = getattr(fn, "__name__", "loss")
+    return loss
 
 
 def _linear_head(run: RunSpec) -> bool:
@@ -824,8 +933,9 @@ def _dense_target_loss(
     return loss
 
 
-def _accuracy(model: keras.Model, from_logits: bool) -> keras.metrics.Metric:
-    """Accuracy on integer labels: argmax for a multi-unit head, a threshold for one unit."""
-    if int(model.outputs[0].shape[-1]) == 1:
+def _accuracy(model: keras.Model, from_logits: bool, targets: str) -> keras.metrics.Metric:
+    """Accuracy on integer labels: argmax for a multi-unit head, a threshold for one unit
+    (and for each label of a multi-hot row)."""
+    if int(model.outputs[0].shape[-1]) == 1 or targets == "multi_hot":
         return keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0 if from_logits else 0.5)
     return keras.metrics.SparseCategoricalAccuracy(name="accuracy")

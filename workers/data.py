@@ -22,19 +22,24 @@ IDX_IMAGES_MAGIC = 2051
 IDX_LABELS_MAGIC = 2049
 
 Source = Literal["sample", "stand-in: fashion-mnist"]
+# What y holds: class ids (int32), float values (a regression: (N,) or (N, K)), or multi-hot
+# rows (several labels per example, (N, K) of 0/1). Only class ids are one-hot in the loss.
+Targets = Literal["classes", "values", "multi_hot"]
 
 
 @dataclass(frozen=True)
 class ProbeData:
-    """Training and held-out arrays (x float32 (N, ...), y int32 class ids)."""
+    """Training and held-out arrays (x float32 (N, ...); y int32 class ids, or float32
+    values / multi-hot rows, as `targets` says)."""
 
     x_train: np.ndarray
     y_train: np.ndarray
     x_val: np.ndarray
     y_val: np.ndarray
-    num_classes: int
+    num_classes: int | None  # None for regression values; multi-hot: the labels per row
     source: Source
     note: str = ""
+    targets: Targets = "classes"
 
 
 class StandInMissing(FileNotFoundError):
@@ -47,23 +52,52 @@ class StandInMissing(FileNotFoundError):
 def from_sample(
     x: np.ndarray, y: np.ndarray, cap: int = 4096, seed: int = 0, val_fraction: float = 0.2
 ) -> ProbeData:
-    """Up to `cap` examples (seeded choice), split per class into train and held-out parts."""
+    """Up to `cap` examples (seeded choice), split into train and held-out parts (per class
+    when y holds class ids). y as `load_sample` gives it: int class ids, else float values or
+    multi-hot rows, which are trained on as they are."""
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"x has {len(x)} examples and y {len(y)} labels")
     rng = np.random.default_rng(seed)
-    total, labels = len(x), np.asarray(y).astype(np.int32)
+    y = np.asarray(y)
+    targets = target_kind(y)
+    total = len(x)
     keep = rng.permutation(total)[:cap]
-    x, y = x[keep], labels[keep]
-    train, val = stratified_split(y, val_fraction, rng)
+    kept = y[keep].astype(np.int32 if targets == "classes" else np.float32)
+    if targets == "classes":
+        train, val = stratified_split(kept, val_fraction, rng)
+        classes: int | None = int(y.max()) + 1  # of the whole sample: a rare class may be left out
+    else:
+        train, val = _random_split(len(keep), val_fraction, rng)
+        classes = int(y.shape[1]) if targets == "multi_hot" else None
+    x = x[keep]
     return ProbeData(
         x_train=x[train].astype(np.float32),
-        y_train=y[train],
+        y_train=kept[train],
         x_val=x[val].astype(np.float32),
-        y_val=y[val],
-        num_classes=int(labels.max()) + 1,  # of the whole sample: a rare class may be left out
+        y_val=kept[val],
+        num_classes=classes,
         source="sample",
         note=f"probes use {len(keep)} of the sample's {total} examples" if total > cap else "",
+        targets=targets,
     )
+
+
+def target_kind(y: np.ndarray) -> Targets:
+    """Class ids (integers, one per example), multi-hot rows (0/1 columns), or values."""
+    if y.ndim == 1 and y.dtype.kind in "iu":
+        return "classes"
+    if y.ndim == 2 and y.shape[1] > 1 and bool(np.all((y == 0) | (y == 1))):
+        return "multi_hot"
+    return "values"
+
+
+def _random_split(
+    n: int, val_fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) indices: a seeded ~val_fraction held out, at least one on each side."""
+    held = min(n - 1, max(1, math.ceil(n * val_fraction))) if n > 1 else 0
+    order = rng.permutation(n)
+    return order[held:], np.sort(order[:held])
 
 
 def stratified_split(

@@ -20,7 +20,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from service.analysis.architecture import Architecture, describe
 from service.analysis.evidence import Context
 from service.analysis.labels import with_audit
-from service.analysis.patch import apply
+from service.analysis.patch import apply_to_run
 from service.analysis.probes import CLEAN_LABELS, LABEL_AUDIT, Outcome, Probe, plan
 from service.analysis.report import build_context
 from service.analysis.verdict import (
@@ -132,7 +132,8 @@ class Session:
         run is a new document and is validated; the baseline is the run itself."""
         if probe.name not in self.runs:
             if probe.change:
-                run = RunSpec.model_validate(apply(self.base, probe.change), context=TRANSLATED)
+                patched = apply_to_run(self.base, probe.change)
+                run = RunSpec.model_validate(patched, context=TRANSLATED)
                 assert run.model is not None and run.model.layers is not None
                 assert run.model.input_shape is not None
                 arch = describe(run.model.input_shape, run.model.layers)

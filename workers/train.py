@@ -106,6 +106,7 @@ def train(
         start_step=start_step,
         window_steps=eval_every,
         jit_compile=JIT_COMPILE,
+        targets=data.targets,
     )
     monitor = _Monitor(should_stop)
     _fit_windows(model, make_dataset(data, batch, seed), steps, eval_every, [monitor, *extra])
@@ -113,7 +114,7 @@ def train(
     curve = list(monitor.curve)
     if non_finite:  # the windows it did not reach are unknown, not missing
         curve += [None] * (math.ceil(steps / eval_every) - len(curve))
-    from_logits = make_loss(run, _units(model))[1]
+    from_logits = make_loss(run, _units(model), data.targets)[1]
     val_loss, val_accuracy = (None, None) if non_finite else evaluate(model, data, from_logits)
     return TrainResult(
         curve=curve,
@@ -242,7 +243,8 @@ def _units(model: keras.Model) -> int:
 def evaluate(
     model: keras.Model, data: ProbeData, from_logits: bool
 ) -> tuple[float | None, float | None]:
-    """(loss incl. regularization, accuracy) on the held-out split.
+    """(loss incl. regularization, accuracy) on the held-out split; accuracy is per label for
+    multi-hot rows and None for regression values.
 
     Eager calls in a few chunks: evaluate() would trace a test function, which costs more
     than the pass itself on a probe-sized validation set.
@@ -258,9 +260,14 @@ def evaluate(
         pred = model(x, training=False)
         loss = model.compute_loss(x=x, y=y, y_pred=pred, training=False)
         total_loss += float(loss) * len(x)
-        correct += float(np.sum(_predicted(np.asarray(pred), binary, from_logits) == y))
+        if data.targets == "multi_hot":
+            hits = (np.asarray(pred) > (0.0 if from_logits else 0.5)) == (y > 0.5)
+            correct += float(np.mean(hits, axis=-1).sum())
+        elif data.targets == "classes":
+            correct += float(np.sum(_predicted(np.asarray(pred), binary, from_logits) == y))
     loss_value = total_loss / n
-    return (loss_value if math.isfinite(loss_value) else None), correct / n
+    accuracy = None if data.targets == "values" else correct / n
+    return (loss_value if math.isfinite(loss_value) else None), accuracy
 
 
 def _predicted(pred: np.ndarray, binary: bool, from_logits: bool) -> np.ndarray:
@@ -303,7 +310,7 @@ def lr_range_test(
     """
     started = time.perf_counter()
     model, data, batch = _prepared(run, data, seed, param_budget, preprocess, arch)
-    loss, _ = make_loss(run, _units(model))
+    loss, _ = make_loss(run, _units(model), data.targets)
     optimizer = make_optimizer(run, SweepSchedule(lr_min, lr_max, steps))
     model.compile(optimizer=optimizer, loss=loss, jit_compile=JIT_COMPILE)
     recorder = _SweepRecorder(smoothing)

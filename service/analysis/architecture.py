@@ -14,9 +14,15 @@ from dataclasses import dataclass, replace
 from service.analysis.opaque_shapes import opaque_shape
 from service.schemas.layer import MODEL_INPUT, Initializer, Layer, Regularizer
 
-WEIGHTED = frozenset({"conv2d", "separable_conv2d", "depthwise_conv2d", "dense"})
-CONVS = frozenset({"conv2d", "separable_conv2d", "depthwise_conv2d"})
-POOLS = frozenset({"max_pooling2d", "average_pooling2d"})
+# Convolutions whose kernel slides over their input (kernel-size checks apply to them).
+CONVS = frozenset({"conv1d", "conv2d", "conv3d", "separable_conv2d", "depthwise_conv2d"})
+TRANSPOSED = frozenset({"conv1d_transpose", "conv2d_transpose", "conv3d_transpose"})
+WEIGHTED = CONVS | TRANSPOSED | {"dense"}
+POOLS = frozenset(f"{kind}_pooling{n}d" for kind in ("max", "average") for n in (1, 2, 3))
+GLOBAL_POOLS = frozenset(
+    f"global_{kind}_pooling{n}d" for kind in ("max", "average") for n in (1, 2, 3)
+)
+CROPPINGS = frozenset({"cropping1d", "cropping2d", "cropping3d"})
 ACTIVATION_LAYERS = frozenset({"activation", "relu", "leaky_relu", "prelu", "softmax"})
 NORMALIZERS = frozenset({"batch_normalization", "layer_normalization", "group_normalization"})
 MERGES = frozenset({"add", "multiply", "concatenate"})
@@ -107,9 +113,10 @@ class LayerInfo:
     init_constant: bool
     regularizer: Regularizer | None
     kernels: tuple[KernelInfo, ...]
-    spatial_in: tuple[int, int] | None  # conv/pool layers only
-    spatial_out: tuple[int, int] | None
+    spatial_in: tuple[int, ...] | None  # conv/pool layers only: 1, 2 or 3 spatial dims
+    spatial_out: tuple[int, ...] | None
     kernel_exceeds_input: bool  # (dilated) kernel/pool larger than its input: 'same' only
+    shares: str | None = None  # a shared layer's later call: the node whose weights it uses
 
 
 @dataclass(frozen=True)
@@ -164,15 +171,55 @@ def describe(input_shape: Sequence[int | None], layers: Sequence[Layer]) -> Arch
         raise ValueError("the model has no layers")
     names = _names(layers)
     inputs = _resolve_inputs(layers, names)
+    layers = _owners_settings(layers, names)
     shapes: dict[str, Shape] = {MODEL_INPUT: tuple(d or 1 for d in input_shape)}
-    partial = []
+    partial: list[LayerInfo] = []
     for layer, name, sources in zip(layers, names, inputs, strict=True):
         in_shapes = [shapes[s] for s in sources]
-        partial.append(_describe_layer(layer, name, sources, in_shapes))
+        info = _describe_layer(layer, name, sources, in_shapes)
+        if layer.shares is not None:
+            info = _shared_call(info, partial[names.index(layer.shares)])
+        partial.append(info)
         shapes[name] = partial[-1].output_shape
     consumers = _consumers(names, inputs)
     infos = tuple(_with_followers(i, partial, layers, consumers) for i in range(len(partial)))
     return _totals(shapes[MODEL_INPUT], infos, layers)
+
+
+def _owners_settings(layers: Sequence[Layer], names: list[str]) -> list[Layer]:
+    """A shared layer's later calls (`shares`) take the settings of the node they call again:
+    one Keras layer has one config, whatever each call's copy says."""
+    out: list[Layer] = []
+    for i, layer in enumerate(layers):
+        if layer.shares is None:
+            out.append(layer)
+            continue
+        if layer.shares not in names[:i]:
+            raise ValueError(
+                f"layer {names[i]!r} shares the weights of {layer.shares!r}, which is not an "
+                "earlier layer"
+            )
+        owner = out[names.index(layer.shares)]
+        if owner.shares is not None:
+            raise ValueError(f"layer {names[i]!r} shares {layer.shares!r}, itself a shared call")
+        out.append(
+            owner.model_copy(
+                update={"name": names[i], "inputs": layer.inputs, "shares": layer.shares}
+            )
+        )
+    return out
+
+
+def _shared_call(info: LayerInfo, owner: LayerInfo) -> LayerInfo:
+    """A later call of a shared layer: the same weights, so they must fit this call's input,
+    and they are counted once (at the owner)."""
+    kernels = [k.shape for k in info.kernels]
+    if kernels != [k.shape for k in owner.kernels] or info.params != owner.params:
+        raise ValueError(
+            f"layer {info.name!r} calls the layer of {owner.name!r} again on an input of shape "
+            f"{info.input_shape}, which its weights (built for {owner.input_shape}) do not fit"
+        )
+    return replace(info, params=0, shares=owner.name)
 
 
 def _names(layers: Sequence[Layer]) -> list[str]:
@@ -224,6 +271,7 @@ def _describe_layer(
     kernels = _kernels(layer, name, in_shape)
     primary = kernels[0] if kernels else None
     spatial = layer.type in CONVS or layer.type in POOLS
+    rank = len(in_shape) - 1
     return LayerInfo(
         name=name,
         type=layer.type,
@@ -241,8 +289,8 @@ def _describe_layer(
         init_constant=primary.init_constant if primary else False,
         regularizer=primary.regularizer if primary else None,
         kernels=kernels,
-        spatial_in=(in_shape[0], in_shape[1]) if spatial else None,
-        spatial_out=(out_shape[0], out_shape[1]) if spatial else None,
+        spatial_in=in_shape[:rank] if spatial else None,
+        spatial_out=out_shape[:rank] if spatial else None,
         kernel_exceeds_input=spatial and _window_exceeds(layer, in_shape),
     )
 
@@ -259,12 +307,28 @@ def _check_arity(layer: Layer, name: str, in_shapes: list[Shape]) -> None:
         )
 
 
-def _pair(value: int | tuple[int, int] | None, default: int) -> tuple[int, int]:
+def rank_of(kind: str) -> int:
+    """Spatial dims of a conv/pool/cropping type: 1 for "…1d", 3 for "…3d", else 2."""
+    return (
+        1
+        if kind.endswith(("1d", "1d_transpose"))
+        else 3
+        if kind.endswith(("3d", "3d_transpose"))
+        else 2
+    )
+
+
+def _dims(value: int | tuple[int, ...] | None, rank: int, default: int, name: str) -> Shape:
+    """A per-spatial-dim setting as `rank` ints (an int or a single value is repeated)."""
     if value is None:
-        return (default, default)
+        return (default,) * rank
     if isinstance(value, int):
-        return (value, value)
-    return (value[0], value[1])
+        return (value,) * rank
+    if len(value) == 1:
+        return (value[0],) * rank
+    if len(value) != rank:
+        raise ValueError(f"layer {name!r}: {list(value)} needs {rank} values, one per spatial dim")
+    return tuple(value)
 
 
 def _need_rank(name: str, layer: Layer, shape: Shape, rank: int) -> None:
@@ -292,11 +356,19 @@ def _output_shape(layer: Layer, name: str, in_shapes: list[Shape]) -> Shape:
     kind = layer.type
     if kind in CONVS or kind in POOLS:
         return _spatial_output(layer, name, shape)
+    if kind in TRANSPOSED:
+        return _transposed_output(layer, name, shape)
     if kind == "dense":
         return (*shape[:-1], _require(layer.units, name, "units"))
-    if kind in ("global_average_pooling2d", "global_max_pooling2d"):
-        _need_rank(name, layer, shape, 3)
-        return (1, 1, shape[2]) if layer.keepdims else (shape[2],)
+    if kind in GLOBAL_POOLS:
+        rank = rank_of(kind)
+        _need_rank(name, layer, shape, rank + 1)
+        return (*(1,) * rank, shape[-1]) if layer.keepdims else (shape[-1],)
+    if kind in CROPPINGS:
+        return _cropped(layer, name, shape)
+    if kind == "embedding":
+        _require(layer.input_dim, name, "input_dim")
+        return (*shape, _require(layer.output_dim, name, "output_dim"))
     if kind == "flatten":
         return (math.prod(shape),)
     if kind == "reshape":
@@ -320,48 +392,90 @@ def _require(value: int | None, name: str, what: str) -> int:
     return value
 
 
-def _window(layer: Layer, name: str) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+def _window(layer: Layer, name: str) -> tuple[Shape, Shape, Shape]:
     """(window, strides, dilation) of a conv or pool; pool strides default to pool_size."""
+    rank = rank_of(layer.type)
     if layer.type in POOLS:
-        window = _pair(layer.pool_size, 2)
-        return window, _pair(layer.strides, 0) if layer.strides else window, (1, 1)
-    window = _pair(_require_pair(layer.kernel_size, name), 1)
-    return window, _pair(layer.strides, 1), _pair(layer.dilation_rate, 1)
-
-
-def _require_pair(value: int | tuple[int, int] | None, name: str) -> int | tuple[int, int]:
-    if value is None:
+        window = _dims(layer.pool_size, rank, 2, name)
+        strides = _dims(layer.strides, rank, 1, name) if layer.strides else window
+        return window, strides, (1,) * rank
+    if layer.kernel_size is None:
         raise ValueError(f"layer {name!r} needs kernel_size")
-    return value
+    window = _dims(layer.kernel_size, rank, 1, name)
+    return window, _dims(layer.strides, rank, 1, name), _dims(layer.dilation_rate, rank, 1, name)
 
 
 def _padding(layer: Layer, name: str) -> str:
     padding = layer.padding or "valid"
-    if padding not in ("valid", "same"):
-        raise ValueError(f"layer {name!r}: padding must be 'valid' or 'same', got {padding!r}")
+    allowed = ("valid", "same", "causal") if layer.type == "conv1d" else ("valid", "same")
+    if padding not in allowed:
+        raise ValueError(f"layer {name!r}: padding must be one of {allowed}, got {padding!r}")
     return str(padding)
 
 
+def _by(dims: Sequence[int]) -> str:
+    return "x".join(map(str, dims))
+
+
 def _spatial_output(layer: Layer, name: str, shape: Shape) -> Shape:
-    _need_rank(name, layer, shape, 3)
+    rank = rank_of(layer.type)
+    _need_rank(name, layer, shape, rank + 1)
     window, strides, dilation = _window(layer, name)
     padding = _padding(layer, name)
     dims = []
-    for n, k, s, d in zip(shape[:2], window, strides, dilation, strict=True):
+    for n, k, s, d in zip(shape[:rank], window, strides, dilation, strict=True):
         effective = (k - 1) * d + 1
-        out = -(-n // s) if padding == "same" else (n - effective) // s + 1
+        # 'causal' (Conv1D) pads the start only, to the same length as 'same'.
+        out = -(-n // s) if padding != "valid" else (n - effective) // s + 1
         if out < 1:
             what = "pool" if layer.type in POOLS else "kernel"
             raise ValueError(
-                f"layer {name!r}: {what} {window[0]}x{window[1]} does not fit its "
-                f"{shape[0]}x{shape[1]} input"
+                f"layer {name!r}: {what} {_by(window)} does not fit its {_by(shape[:rank])} input"
             )
         dims.append(out)
-    return (dims[0], dims[1], _out_channels(layer, name, shape[2]))
+    return (*dims, _out_channels(layer, name, shape[-1]))
+
+
+def _transposed_output(layer: Layer, name: str, shape: Shape) -> Shape:
+    """Keras' ConvNDTranspose lengths (compute_conv_transpose_output_shape, TF padding)."""
+    rank = rank_of(layer.type)
+    _need_rank(name, layer, shape, rank + 1)
+    window, strides, dilation = _window(layer, name)
+    padding = _padding(layer, name)
+    extra = None if layer.output_padding is None else _dims(layer.output_padding, rank, 0, name)
+    dims = []
+    for i, (n, k, s, d) in enumerate(zip(shape[:rank], window, strides, dilation, strict=True)):
+        effective = (k - 1) * d + 1
+        if extra is not None and extra[i] >= s:
+            raise ValueError(f"layer {name!r}: output_padding must be below strides")
+        if padding == "valid":
+            pad = max(effective, s) - effective if extra is None else extra[i]
+            dims.append((n - 1) * s + effective + pad)
+        else:
+            dims.append(n * s if extra is None else (n - 1) * s + effective % 2 + extra[i])
+    return (*dims, _require(layer.filters, name, "filters"))
+
+
+def _cropped(layer: Layer, name: str, shape: Shape) -> Shape:
+    rank = rank_of(layer.type)
+    _need_rank(name, layer, shape, rank + 1)
+    default = (1, 1) if rank == 1 else (0, 0)  # Keras' defaults: Cropping1D trims one step
+    margins: tuple[tuple[int, int], ...] = layer.cropping or (default,) * rank
+    if len(margins) != rank or any(m < 0 for pair in margins for m in pair):
+        raise ValueError(
+            f"layer {name!r}: cropping needs {rank} non-negative (before, after) pairs"
+        )
+    dims = [n - a - b for n, (a, b) in zip(shape[:rank], margins, strict=True)]
+    if any(d < 1 for d in dims):
+        raise ValueError(
+            f"layer {name!r}: cropping {[list(m) for m in margins]} leaves nothing of its "
+            f"{_by(shape[:rank])} input"
+        )
+    return (*dims, shape[-1])
 
 
 def _out_channels(layer: Layer, name: str, channels: int) -> int:
-    if layer.type in ("conv2d", "separable_conv2d"):
+    if layer.type in CONVS and layer.type != "depthwise_conv2d":
         return _require(layer.filters, name, "filters")
     if layer.type == "depthwise_conv2d":
         return channels * (layer.depth_multiplier or 1)
@@ -370,7 +484,7 @@ def _out_channels(layer: Layer, name: str, channels: int) -> int:
 
 def _window_exceeds(layer: Layer, shape: Shape) -> bool:
     window, _, dilation = _window(layer, "")
-    return any((k - 1) * d + 1 > n for n, k, d in zip(shape[:2], window, dilation, strict=True))
+    return any((k - 1) * d + 1 > n for n, k, d in zip(shape, window, dilation, strict=False))
 
 
 def _reshape(layer: Layer, name: str, shape: Shape) -> Shape:
@@ -477,21 +591,25 @@ def _kernels(layer: Layer, name: str, in_shape: Shape) -> tuple[KernelInfo, ...]
                 name,
             ),
         )
-    if kind not in CONVS:
+    if kind not in WEIGHTED:
         return ()
-    kh, kw = _pair(layer.kernel_size, 1)
-    channels = in_shape[2]
-    if kind == "conv2d":
+    window = _window(layer, name)[0]
+    channels = in_shape[-1]
+    if kind in TRANSPOSED:  # Keras' kernel: (*window, filters, input channels)
+        shape = (*window, layer.filters or 1, channels)
+        return (_kernel("kernel", shape, layer.kernel_initializer, layer.kernel_regularizer, name),)
+    if kind in ("conv1d", "conv2d", "conv3d"):
         groups = _groups(layer, name, channels)
         return (
             _kernel(
                 "kernel",
-                (kh, kw, channels // groups, layer.filters or 1),
+                (*window, channels // groups, layer.filters or 1),
                 layer.kernel_initializer,
                 layer.kernel_regularizer,
                 name,
             ),
         )
+    kh, kw = window
     multiplier = layer.depth_multiplier or 1
     depthwise = _kernel(
         "depthwise",
@@ -551,11 +669,14 @@ def _params(layer: Layer, name: str, in_shape: Shape, kernels: tuple[KernelInfo,
     """Parameter count as Keras' count_params() (trainable and non-trainable weights)."""
     weights = sum(math.prod(k.shape) for k in kernels)
     if kernels and layer.use_bias is not False:
-        weights += (
-            kernels[-1].shape[-1]
-            if layer.type != "depthwise_conv2d"
-            else (in_shape[2] * (layer.depth_multiplier or 1))
-        )
+        if layer.type == "depthwise_conv2d":
+            weights += in_shape[-1] * (layer.depth_multiplier or 1)
+        elif layer.type in TRANSPOSED:
+            weights += kernels[-1].shape[-2]  # one bias per filter
+        else:
+            weights += kernels[-1].shape[-1]
+    if layer.type == "embedding":
+        weights += (layer.input_dim or 1) * (layer.output_dim or 1)
     if layer.type in NORMALIZERS:
         channels = in_shape[_axis(name, layer.axis, len(in_shape))]
         learned = (layer.center is not False) + (layer.learn_scale is not False)
@@ -714,7 +835,9 @@ def _totals(
         uncounted=tuple(
             info.name
             for info, layer in zip(infos, layers, strict=True)
-            if layer.type == "opaque" and layer.keras_class not in WEIGHTLESS_CLASSES
+            if layer.type == "opaque"
+            and layer.keras_class not in WEIGHTLESS_CLASSES
+            and layer.shares is None
         ),
     )
 

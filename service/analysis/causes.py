@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import get_args
 
 from service.analysis import fixes
+from service.analysis.architecture import CONVS, Architecture, LayerInfo
 from service.analysis.curves import HIGH_LEVEL
 from service.analysis.evidence import REGRESSION_LOSSES, Context, Evidence, sigmoid
 from service.analysis.optimizers import display
@@ -964,19 +965,19 @@ def kernel_size_mismatch(ctx: Context) -> Found:
             "Use 3×3 kernels with stride 1 in the first layers",
             "run.model is needed to name the layers",
         )
-    convs = [layer for layer in ctx.arch.layers if layer.spatial_in and layer.kernels]
+    convs = [layer for layer in _sliding(ctx.arch) if layer.shares is None]
     for i, layer in enumerate(convs):
-        k = layer.kernels[0].shape[:2]
-        h, w = layer.spatial_in or (1, 1)
-        out_h, out_w = layer.spatial_out or (0, 0)
-        cover = max(k[0] / h, k[1] / w)
+        dims = layer.spatial_in or (1,)
+        k = layer.kernels[0].shape[: len(dims)]
+        size, kernel, out = _by(dims), _by(k), _by(layer.spatial_out or (0,))
+        cover = max(a / n for a, n in zip(k, dims, strict=True))
         # 3×3 is the smallest kernel that sees a neighbourhood: never "too large" unless it
         # exceeds its input. Larger ones waste the input when they cover most of it.
         if layer.kernel_exceeds_input:
             ev.append(
                 Evidence(
                     KERNEL_EXCEEDS_INPUT,
-                    f"layer {layer.name!r}: kernel {k[0]}×{k[1]} is larger than its {h}×{w} input",
+                    f"layer {layer.name!r}: kernel {kernel} is larger than its {size} input",
                 )
             )
         elif max(k) >= 5 and cover > 0.5:
@@ -985,25 +986,25 @@ def kernel_size_mismatch(ctx: Context) -> Found:
                     KERNEL_COVERS_MOST + KERNEL_COVERS_MOST_PER_SHARE * (cover - 0.5)
                     if i == 0
                     else KERNEL_COVERS_MOST_LATER,
-                    f"layer {layer.name!r}: kernel {k[0]}×{k[1]} covers {cover:.0%} "
-                    f"of its {h}×{w} input, leaving {out_h}×{out_w} positions",
+                    f"layer {layer.name!r}: kernel {kernel} covers {cover:.0%} "
+                    f"of its {size} input, leaving {out} positions",
                 )
             )
         elif max(k) >= 5 and cover > 0.3 and i == 0:
             ev.append(
                 Evidence(
                     KERNEL_COVERS_THIRD,
-                    f"first kernel {k[0]}×{k[1]} covers {cover:.0%} of the {h}×{w} input",
+                    f"first kernel {kernel} covers {cover:.0%} of the {size} input",
                 )
             )
         stride = _stride(ctx, layer.name)
         if stride > max(k):
-            skipped = 1 - (k[0] * k[1]) / stride**2
+            skipped = 1 - math.prod(k) / stride ** len(k)
             ev.append(
                 Evidence(
                     KERNEL_STRIDE_SKIPS + KERNEL_STRIDE_PER_SKIPPED * skipped,
                     f"layer {layer.name!r}: stride {stride} is larger than its "
-                    f"{k[0]}×{k[1]} kernel, so {skipped:.0%} of the pixels are "
+                    f"{kernel} kernel, so {skipped:.0%} of the input positions are "
                     "never seen",
                 )
             )
@@ -1012,10 +1013,19 @@ def kernel_size_mismatch(ctx: Context) -> Found:
     return ev, lambda: _kernel_fix(ctx)
 
 
+def _sliding(arch: Architecture) -> list[LayerInfo]:
+    """Convolutions whose kernel slides over their input (1-D, 2-D or 3-D)."""
+    return [layer for layer in arch.layers if layer.spatial_in and layer.kernels]
+
+
+def _by(dims: Sequence[int]) -> str:
+    return "×".join(map(str, dims))
+
+
 def _stride(ctx: Context, name: str) -> int:
     layers = ctx.run.model.layers if ctx.run.model and ctx.run.model.layers else []
     for layer, lname in zip(layers, ctx.layer_names, strict=False):
-        if lname == name and layer.type in ("conv2d", "separable_conv2d", "depthwise_conv2d"):
+        if lname == name and layer.type in CONVS:
             s = layer.strides or 1
             return max(s) if isinstance(s, tuple) else s
     return 1
@@ -1023,13 +1033,13 @@ def _stride(ctx: Context, name: str) -> int:
 
 def _kernel_fix(ctx: Context) -> Fix:
     assert ctx.arch is not None
-    convs = {layer.name for layer in ctx.arch.layers if layer.spatial_in and layer.kernels}
+    rank = {layer.name: len(layer.spatial_in or ()) for layer in _sliding(ctx.arch)}
 
     if ctx.run.model is None or ctx.run.model.layers is None:
         return fixes.none("Use 3×3 kernels with stride 1", "run.model is needed")
     edits: fixes.Edits = {}
     for layer, name in zip(ctx.run.model.layers, ctx.layer_names, strict=True):
-        if name not in convs:
+        if name not in rank or layer.shares is not None:  # a shared call: its owner is edited
             continue
         k = (
             layer.kernel_size
@@ -1039,12 +1049,12 @@ def _kernel_fix(ctx: Context) -> Fix:
         s = layer.strides if isinstance(layer.strides, int) else max(layer.strides or (1,))
         out: dict[str, object] = {}
         if k > 5:
-            out["kernel_size"] = (3, 3)
+            out["kernel_size"] = (3,) * rank[name]
             if layer.padding == "valid":
                 # A 3×3 kernel pads one pixel: the layer then keeps its input's size and edges.
                 out["padding"] = "same"
         if s > min(k, 3):
-            out["strides"] = (1, 1)
+            out["strides"] = (1,) * rank[name]
         edits[name] = out
     return fixes.model_fix(
         ctx.run,

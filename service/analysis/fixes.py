@@ -42,7 +42,13 @@ _OPTIMIZER_CLASS = {
 # Optimizer arguments worth keeping in the Keras line when the user set them.
 _KEEP = ("momentum", "nesterov", "beta_1", "beta_2", "rho", "weight_decay", "clipnorm")
 _LAYER_CLASS = {
+    "conv1d": "Conv1D",
     "conv2d": "Conv2D",
+    "conv3d": "Conv3D",
+    "conv1d_transpose": "Conv1DTranspose",
+    "conv2d_transpose": "Conv2DTranspose",
+    "conv3d_transpose": "Conv3DTranspose",
+    "embedding": "Embedding",
     "separable_conv2d": "SeparableConv2D",
     "depthwise_conv2d": "DepthwiseConv2D",
     "dense": "Dense",
@@ -243,9 +249,14 @@ def model_fix(
     {the layer to insert before: {"name", "units", "activation"}}), in the form the run's
     model came in. Inserting needs a Sequential model or a plain layer list (`can_insert`)."""
     assert run.model is not None and run.model.layers is not None
-    edits = {name: fields for name, fields in edits.items() if fields}
-    inserts = inserts or {}
     by_name = dict(zip(names, run.model.layers, strict=True))
+    # A shared layer's later calls take their owner's settings: only the owner is edited.
+    edits = {
+        name: fields
+        for name, fields in edits.items()
+        if fields and (name not in by_name or by_name[name].shares is None)
+    }
+    inserts = inserts or {}
     changes, lines = [], []
     for before, new in inserts.items():
         changes.append(

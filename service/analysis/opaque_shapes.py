@@ -1,8 +1,10 @@
 """Output shapes of Keras layers kept opaque, from their shape settings (channels_last).
 
 An opaque layer is not modelled (no parameters, no initialization), but where its output shape
-follows from a few settings — a Conv1D's filters and strides, a Cropping2D's margins, a
-Resizing's height and width — computing it keeps the shapes of the rest of the model known.
+follows from a few settings — a channels_first convolution's filters and strides, its
+Cropping's margins, a Resizing's height and width — computing it keeps the shapes of the rest
+of the model known. (The channels_last ConvND, PoolingND, CroppingND and Embedding layers are
+read and modelled in full: see architecture.py.)
 Rules follow Keras 3; a class without a rule (or a setting they do not cover) gives None.
 """
 

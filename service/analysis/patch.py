@@ -19,6 +19,18 @@ def apply(target: Any, patch: Any) -> Any:
     return out
 
 
+def apply_to_run(run: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    """`change` merged into a run stored with its Keras JSON's translation: a change that
+    replaces the Keras JSON (a fix of its layers) drops the stored translation, so the edited
+    JSON is what is read again, not the layers it replaced."""
+    out = apply(run, change)
+    model = change.get("model")
+    if isinstance(model, dict) and "keras_json" in model and isinstance(out.get("model"), dict):
+        out["model"].pop("layers", None)
+        out["model"].pop("input_shape", None)
+    return out
+
+
 def merge(*patches: dict[str, Any]) -> dict[str, Any]:
     """One patch doing what the given patches do in order (later ones win on conflicts)."""
     out: dict[str, Any] = {}

@@ -145,6 +145,8 @@ CLEAN_LABELS = "clean_labels"
 def _label_steps(ctx: Context) -> list[Probe]:
     if ctx.regression or ctx.run.data is None or not ctx.run.data.dataset_id:
         return []
+    if ctx.stats is not None and not ctx.stats.get("class_counts"):
+        return []  # y holds values or multi-hot rows: no one label per example to audit
     audit = ctx.label_audit
     if audit is None:
         return [Probe(LABEL_AUDIT, "", {}, needs_sample=True)]

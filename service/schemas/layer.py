@@ -48,14 +48,31 @@ ACTIVATIONS = frozenset(
 )
 
 LayerType = Literal[
+    "conv1d",
     "conv2d",
+    "conv3d",
+    "conv1d_transpose",
+    "conv2d_transpose",
+    "conv3d_transpose",
     "separable_conv2d",
     "depthwise_conv2d",
     "dense",
+    "max_pooling1d",
     "max_pooling2d",
+    "max_pooling3d",
+    "average_pooling1d",
     "average_pooling2d",
+    "average_pooling3d",
+    "global_average_pooling1d",
     "global_average_pooling2d",
+    "global_average_pooling3d",
+    "global_max_pooling1d",
     "global_max_pooling2d",
+    "global_max_pooling3d",
+    "cropping1d",
+    "cropping2d",
+    "cropping3d",
+    "embedding",
     "flatten",
     "dropout",
     "spatial_dropout2d",
@@ -115,6 +132,11 @@ class Regularizer(BaseModel):
 
 
 IntOrPair = int | tuple[int, int]
+Size = Annotated[int, Field(ge=1, le=10_000)]  # a window, stride or dilation along one dim
+Extra = Annotated[int, Field(ge=0, le=100_000)]  # padding or cropping along one dim
+# A convolution or pooling window per spatial dim: 1 (Conv1D), 2 (Conv2D) or 3 (Conv3D) ints.
+Window = Size | tuple[Size] | tuple[Size, Size] | tuple[Size, Size, Size]
+Margins = tuple[Extra, Extra]  # (before, after) of one spatial dim
 # A shape-related Keras setting kept on an opaque node: a number, a word or nested int lists.
 ShapeArg = int | float | str | bool | list[int | list[int] | None] | None
 
@@ -129,12 +151,15 @@ class Layer(BaseModel):
     inputs: list[str] | None = Field(default=None, max_length=16)
     filters: int | None = Field(default=None, ge=1, le=1_000_000)
     units: int | None = Field(default=None, ge=1, le=10_000_000)
-    kernel_size: IntOrPair | None = None
-    strides: IntOrPair | None = None
-    pool_size: IntOrPair | None = None
+    kernel_size: Window | None = None
+    strides: Window | None = None
+    pool_size: Window | None = None
     padding: (
-        Literal["valid", "same"] | IntOrPair | tuple[tuple[int, int], tuple[int, int]] | None
-    ) = None
+        Literal["valid", "same", "causal"]
+        | IntOrPair
+        | tuple[tuple[int, int], tuple[int, int]]
+        | None
+    ) = Field(default=None, description="'causal' is Conv1D's; numbers are ZeroPadding2D's.")
     depth_multiplier: int | None = Field(default=None, ge=1, le=1024)
     activation: str | None = Field(default=None, max_length=64)
     use_bias: bool | None = None
@@ -158,7 +183,18 @@ class Layer(BaseModel):
     width_factor: float | tuple[float, float] | None = None
     mode: str | None = Field(default=None, max_length=64)
     # Added for Keras configs whose shapes/params depend on them (all default to Keras defaults).
-    dilation_rate: IntOrPair | None = None
+    dilation_rate: Window | None = None
+    output_padding: (
+        Extra | tuple[Extra] | tuple[Extra, Extra] | tuple[Extra, Extra, Extra] | None
+    ) = Field(default=None, description="Transposed convolutions: extra rows/columns on one side.")
+    cropping: tuple[Margins] | tuple[Margins, Margins] | tuple[Margins, Margins, Margins] | None = (
+        Field(default=None, description="Cropping1D/2D/3D: (before, after) per spatial dim.")
+    )
+    input_dim: int | None = Field(default=None, ge=1, le=100_000_000, description="Embedding")
+    output_dim: int | None = Field(default=None, ge=1, le=1_000_000, description="Embedding")
+    embeddings_initializer: str | Initializer | None = None
+    embeddings_regularizer: Regularizer | None = None
+    mask_zero: bool | None = Field(default=None, description="Embedding: index 0 is padding.")
     groups: int | None = Field(default=None, ge=1, le=100_000)
     keepdims: bool | None = None
     max_value: float | None = None
@@ -173,6 +209,12 @@ class Layer(BaseModel):
     learn_scale: bool | None = Field(
         default=None,
         description="BatchNorm/LayerNorm `scale` (gamma); renamed as `scale` is Rescaling's factor",
+    )
+    shares: str | None = Field(
+        default=None,
+        max_length=200,
+        description="A shared layer's later call: the name of the node whose layer (and "
+        "weights) it calls again. Its settings are that node's; its parameters count once.",
     )
     # An "opaque" node: a Keras layer (or keras.ops call) kept in the graph but not modelled.
     keras_class: str | None = Field(default=None, max_length=100)

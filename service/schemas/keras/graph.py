@@ -2,7 +2,9 @@
 
 Nested models (a keras.applications base inside a transfer-learning model, an augmentation
 Sequential) are flattened: their input is wired to what the outer model feeds them and their
-layers join the one list. A model with several inputs keeps the first as MODEL_INPUT and the
+layers join the one list. A layer called several times (a shared layer, or a nested model
+called on two inputs) gives one node per call; the later calls name the first in `shares`.
+A model with several inputs keeps the first as MODEL_INPUT and the
 others as opaque input nodes; with several outputs, the last output in graph order is the one
 the layer list ends with. The result is a layer list in topological order whose `inputs` name
 earlier layers (or MODEL_INPUT).
@@ -44,7 +46,7 @@ def translate(keras_json: str | dict[str, Any]) -> tuple[list[int | None], list[
             "the model has no input shape (no InputLayer, batch_shape or "
             "build_config); input_shape is needed"
         )
-    layers = _ancestors_in_order(graph.layers, outputs)
+    layers = graph.with_owners(_ancestors_in_order(graph.layers, outputs))
     if doc["class_name"] == "Sequential" and _is_chain(layers):
         layers = [layer.model_copy(update={"inputs": None}) for layer in layers]
     if len(layers) > MAX_LAYERS:
@@ -71,6 +73,9 @@ class _Graph:
         self.layers: list[Layer] = []
         self.used = {MODEL_INPUT}
         self.input_shape: Shape | None = None
+        # Final node name -> the Keras layer it calls (model path and layer name): the calls of
+        # one shared layer have the same key.
+        self.layer_of: dict[str, str] = {}
 
     def unique(self, name: str, scope: str) -> str:
         candidate = name if name not in self.used else f"{scope}/{name}"
@@ -81,10 +86,24 @@ class _Graph:
         self.used.add(candidate)
         return candidate
 
-    def add(self, layer: Layer) -> None:
+    def add(self, layer: Layer, keras_layer: str | None = None) -> None:
         self.layers.append(layer)
+        if keras_layer is not None:
+            self.layer_of[layer.name or ""] = keras_layer
         if len(self.layers) > MAX_LAYERS:
             raise ValueError(f"the model has more than {MAX_LAYERS} layers")
+
+    def with_owners(self, layers: list[Layer]) -> list[Layer]:
+        """The first call of each shared layer (in graph order) owns its weights; the later
+        calls name it in `shares`."""
+        owner: dict[str, str] = {}
+        out = []
+        for layer in layers:
+            key = self.layer_of.get(layer.name or "")
+            first = owner.setdefault(key, layer.name or "") if key is not None else layer.name
+            shared = first != layer.name
+            out.append(layer.model_copy(update={"shares": first}) if shared else layer)
+        return out
 
     def top_input(self, entry_config: dict[str, Any], name: str, first: bool) -> str:
         """The top model's input: the first is MODEL_INPUT, others opaque input nodes."""
@@ -125,7 +144,8 @@ class _Graph:
             recorded = _batchless_or_none(following.get("input_shape"))
             final = self.unique(entry.name, scope)
             reason = entry.reason if entry.kind == "opaque" else None
-            self.add(read_layer(final, entry.cls, entry.config, [previous], recorded, reason))
+            layer = read_layer(final, entry.cls, entry.config, [previous], recorded, reason)
+            self.add(layer, f"{scope}|{entry.name}")
             previous = final
         return previous
 
@@ -147,33 +167,36 @@ class _Graph:
                 f"nested model {scope!r} has {len(inputs)} inputs but is fed {len(sources)}"
             )
         shapes = _recorded_shapes(entries)
-        local: dict[str, list[str]] = {}  # name inside this model -> final name(s) of its outputs
-        for raw in _in_dependency_order(entries):
+        # (name inside this model, call index) -> final name(s) of that call's outputs
+        local: dict[tuple[str, int], list[str]] = {}
+        input_names = [name for name, _, _ in inputs]
+        for raw, call, node in _calls_in_order(entries):
             entry = check_layer_entry(raw)
             if entry.kind == "input":
-                if entry.name not in [name for name, _ in inputs]:
+                if entry.name not in input_names:
                     raise ValueError(f"input layer {entry.name!r} is not the model's input")
-                index = [name for name, _ in inputs].index(entry.name)
+                index = input_names.index(entry.name)
                 if sources is None:
-                    local[entry.name] = [self.top_input(entry.config, entry.name, index == 0)]
+                    local[entry.name, 0] = [self.top_input(entry.config, entry.name, index == 0)]
                 else:
-                    local[entry.name] = [sources[index]]
+                    local[entry.name, 0] = [sources[index]]
                 continue
-            feeding = [_resolve(local, ref, entry.name) for ref in _inbound(raw, entry.name)]
+            feeding = [_resolve(local, ref, entry.name) for ref in _node_refs(node, entry.name)]
             if entry.kind == "model":
-                local[entry.name] = self.nested(raw, entry.name, feeding, scope)
+                local[entry.name, call] = self.nested(raw, entry.name, feeding, scope)
                 continue
-            final = self.unique(entry.name, scope)
+            final = self.unique(entry.name if not call else f"{entry.name}#{call + 1}", scope)
             reason = entry.reason if entry.kind == "opaque" else None
             cls, config = entry.cls, entry.config
-            affine = _affine_op(cls, raw) if reason is not None else None
-            if reason is not None and _is_merge_op(cls, raw, feeding):
+            affine = _affine_op(cls, node) if reason is not None else None
+            if reason is not None and _is_merge_op(cls, node, feeding):
                 reason = None  # x + y, x * y on two tensors: Keras' Add / Multiply, read as such
             elif affine is not None:  # x / 255.0, x - 0.5: exactly a Rescaling(scale, offset)
                 reason, cls, config = None, "Rescaling", {"scale": affine[0], "offset": affine[1]}
-            shape = shapes.get(entry.name)
-            self.add(read_layer(final, cls, config, feeding, shape, reason))
-            local[entry.name] = [final]
+            shape = shapes.get((entry.name, call))
+            layer = read_layer(final, cls, config, feeding, shape, reason)
+            self.add(layer, f"{scope}|{entry.name}")
+            local[entry.name, call] = [final]
         return [_resolve(local, ref, "the model's output") for ref in outputs]
 
     def nested(self, entry: dict[str, Any], name: str, sources: list[str], scope: str) -> list[str]:
@@ -191,7 +214,7 @@ class _Graph:
         return self.functional(entry, sources, inner)
 
 
-def _is_merge_op(cls: str, raw: dict[str, Any], feeding: list[str]) -> bool:
+def _is_merge_op(cls: str, node: Any, feeding: list[str]) -> bool:
     """A keras.ops add/multiply of tensors only, which the Add/Multiply layers model exactly.
 
     Add is read only for equal shapes (the layer the worker builds does not broadcast);
@@ -199,18 +222,16 @@ def _is_merge_op(cls: str, raw: dict[str, Any], feeding: list[str]) -> bool:
     """
     if cls not in ("Add", "Multiply") or len(feeding) < 2:
         return False
-    nodes = raw.get("inbound_nodes") or [{}]
-    args = nodes[0].get("args") if isinstance(nodes[0], dict) else None
+    args = node.get("args") if isinstance(node, dict) else None
     if not isinstance(args, list) or len(args) != len(feeding):
         return False  # a constant among the arguments (x + 3.0)
     shapes = [_sub(t, "config").get("shape") for t in _tensors_in_order(args)]
     return cls == "Multiply" or all(shape == shapes[0] for shape in shapes)
 
 
-def _affine_op(cls: str, raw: dict[str, Any]) -> tuple[float, float] | None:
+def _affine_op(cls: str, node: Any) -> tuple[float, float] | None:
     """(scale, offset) of a keras.ops call between one tensor and one number, if affine."""
-    nodes = raw.get("inbound_nodes") or [{}]
-    args = nodes[0].get("args") if isinstance(nodes[0], dict) else None
+    args = node.get("args") if isinstance(node, dict) else None
     if not isinstance(args, list) or len(args) != 2:
         return None
     numbers = [a for a in args if is_number(a)]
@@ -278,9 +299,10 @@ def _first_layer_shape(doc: dict[str, Any], entries: list[Any]) -> Shape | None:
     return None
 
 
-def _recorded_shapes(entries: list[Any]) -> dict[str, Shape]:
-    """Output shapes Keras recorded where each layer's output is consumed (first output)."""
-    shapes: dict[str, Shape] = {}
+def _recorded_shapes(entries: list[Any]) -> dict[tuple[str, int], Shape]:
+    """Output shapes Keras recorded where each call's output is consumed (first output), by
+    (layer name, call index)."""
+    shapes: dict[tuple[str, int], Shape] = {}
     for entry in entries:
         nodes = entry.get("inbound_nodes") if isinstance(entry, dict) else None
         for node in nodes if isinstance(nodes, list) else []:
@@ -290,22 +312,24 @@ def _recorded_shapes(entries: list[Any]) -> dict[str, Shape]:
                 history = config.get("keras_history")
                 if isinstance(history, list) and len(history) == 3 and history[2] == 0:
                     shape = _batchless_or_none(config.get("shape"))
-                    if shape is not None and isinstance(history[0], str):
-                        shapes.setdefault(history[0], shape)
+                    if shape is not None and isinstance(history[0], str) and is_int(history[1]):
+                        shapes.setdefault((history[0], history[1]), shape)
     return shapes
 
 
 # ---------------------------------------------------------------- references
 
 
-Ref = tuple[str, int]  # (layer name, index of its output tensor)
+Ref = tuple[str, int, int]  # (layer name, call index, index of that call's output tensor)
 
 
-def _resolve(local: dict[str, list[str]], ref: Ref, where: str) -> str:
-    name, index = ref
-    if name not in local:
-        raise ValueError(f"{where} takes input from unknown layer {name!r}")
-    outputs = local[name]
+def _resolve(local: dict[tuple[str, int], list[str]], ref: Ref, where: str) -> str:
+    name, call, index = ref
+    if (name, call) not in local:
+        known = any(key[0] == name for key in local)
+        what = f"call {call} of layer {name!r}" if known else f"unknown layer {name!r}"
+        raise ValueError(f"{where} takes input from {what}")
+    outputs = local[name, call]
     if not 0 <= index < len(outputs):
         raise ValueError(f"{where} takes output {index} of {name!r}, which has {len(outputs)}")
     return outputs[index]
@@ -323,22 +347,29 @@ def _refs(refs: Any, what: str) -> list[Ref]:
     for ref in refs:
         if not (isinstance(ref, list) and len(ref) == 3 and isinstance(ref[0], str)):
             raise ValueError(f"the model's {what}_layers are malformed (got {ref!r})")
-        out.append((ref[0], ref[2] if is_int(ref[2]) else 0))
+        out.append((ref[0], _index(ref[1]), _index(ref[2])))
     return out
 
 
+def _index(value: Any) -> int:
+    return int(value) if is_int(value) and value >= 0 else 0
+
+
 def _history_refs(node: Any, layer: str) -> list[Ref]:
-    """The (layer, output index) pairs feeding one inbound node (Keras 3 and Keras 2)."""
+    """The (layer, call, output index) triples feeding one inbound node (Keras 3 and 2)."""
     if isinstance(node, list):  # Keras 2: [[name, node_index, tensor_index, kwargs], ...]
         if not all(isinstance(ref, list) and ref and isinstance(ref[0], str) for ref in node):
             raise ValueError(f"layer {layer!r} has malformed inbound_nodes")
-        return [(ref[0], ref[2] if len(ref) > 2 and is_int(ref[2]) else 0) for ref in node]
+        return [
+            (ref[0], _index(ref[1]) if len(ref) > 1 else 0, _index(ref[2]) if len(ref) > 2 else 0)
+            for ref in node
+        ]
     refs: list[Ref] = []
     for item in _tensors_in_order(as_dict(node, f"layer {layer!r} inbound node").get("args")):
         history = as_dict(item.get("config"), f"layer {layer!r} input").get("keras_history")
         if not isinstance(history, list) or len(history) != 3 or not isinstance(history[0], str):
             raise ValueError(f"layer {layer!r} has a malformed keras_history")
-        refs.append((history[0], history[2] if is_int(history[2]) else 0))
+        refs.append((history[0], _index(history[1]), _index(history[2])))
     return refs
 
 
@@ -355,15 +386,10 @@ def _tensors_in_order(args: Any) -> Iterator[dict[str, Any]]:
             stack.extend(reversed(list(item.values())))
 
 
-def _inbound(entry: dict[str, Any], name: str) -> list[Ref]:
-    nodes = entry.get("inbound_nodes")
-    if not isinstance(nodes, list) or len(nodes) != 1:
-        count = len(nodes) if isinstance(nodes, list) else 0
-        raise ValueError(
-            f"layer {name!r} is called {count} times; each layer must be called "
-            "exactly once (shared layers are not supported)"
-        )
-    sources = _history_refs(nodes[0], name)
+def _node_refs(node: Any, name: str) -> list[Ref]:
+    if node is None:
+        raise ValueError(f"layer {name!r} has no inbound_nodes: it is never called")
+    sources = _history_refs(node, name)
     if not sources:
         raise ValueError(f"layer {name!r} has no inputs in its inbound_nodes")
     return sources
@@ -372,39 +398,50 @@ def _inbound(entry: dict[str, Any], name: str) -> list[Ref]:
 # ---------------------------------------------------------------- order
 
 
-def _in_dependency_order(entries: list[Any]) -> list[Any]:
-    """A Functional config's entries, each after the entries it takes input from.
+Call = tuple[Any, int, Any]  # (layer entry, call index, its inbound node; None for an input)
 
-    Keras writes them in that order already; hand-written JSON need not be.
-    """
-    names = [
-        str(e.get("name", _sub(e, "config").get("name"))) if isinstance(e, dict) else ""
-        for e in entries
-    ]
-    position = {name: i for i, name in enumerate(names)}
-    deps: list[set[int]] = []
-    for entry, name in zip(entries, names, strict=True):
+
+def _calls_in_order(entries: list[Any]) -> list[Call]:
+    """Every call of every layer of a Functional config, each after the calls it takes input
+    from. Keras writes layers in first-call order; a shared layer's later call may need
+    layers written after it, so the order is made per call."""
+    calls: list[Call] = []
+    for entry in entries:
         nodes = entry.get("inbound_nodes") if isinstance(entry, dict) else None
-        refs = _history_refs(nodes[0], name) if isinstance(nodes, list) and len(nodes) == 1 else []
-        deps.append({position[ref] for ref, _ in refs if ref in position and ref != name})
-    ordered: list[Any] = []
-    done: set[int] = set()
-    ready = [i for i, d in enumerate(deps) if not d]
-    heapq.heapify(ready)
+        if isinstance(nodes, list) and nodes:
+            calls.extend((entry, k, node) for k, node in enumerate(nodes))
+        else:
+            calls.append((entry, 0, None))  # an input layer (or a layer never called)
+    names = [_entry_name(entry) for entry, _, _ in calls]
+    position = {(name, k): i for i, (name, (_, k, _)) in enumerate(zip(names, calls, strict=True))}
+    deps: list[set[int]] = []
+    for i, ((_, _, node), name) in enumerate(zip(calls, names, strict=True)):
+        refs = _history_refs(node, name) if node is not None else []
+        deps.append({position[r[0], r[1]] for r in refs if (r[0], r[1]) in position} - {i})
     consumers: dict[int, list[int]] = {}
     for i, d in enumerate(deps):
         for j in d:
             consumers.setdefault(j, []).append(i)
+    waiting = [len(d) for d in deps]
+    ready = [i for i, count in enumerate(waiting) if count == 0]
+    heapq.heapify(ready)
+    ordered: list[Call] = []
     while ready:
         i = heapq.heappop(ready)
-        ordered.append(entries[i])
-        done.add(i)
+        ordered.append(calls[i])
         for k in consumers.get(i, []):
-            if deps[k] <= done and k not in done and k not in ready:
+            waiting[k] -= 1
+            if waiting[k] == 0:
                 heapq.heappush(ready, k)
-    if len(ordered) != len(entries):
+    if len(ordered) != len(calls):
         raise ValueError("the model's layers form a cycle")
     return ordered
+
+
+def _entry_name(entry: Any) -> str:
+    if not isinstance(entry, dict):
+        return ""
+    return str(entry.get("name", _sub(entry, "config").get("name")))
 
 
 def _ancestors_in_order(layers: list[Layer], outputs: list[str]) -> list[Layer]:

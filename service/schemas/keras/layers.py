@@ -14,14 +14,31 @@ MAX_KERNEL = 10_000
 MAX_DIM = 100_000
 
 LAYER_TYPES: dict[str, LayerType] = {
+    "Conv1D": "conv1d",
     "Conv2D": "conv2d",
+    "Conv3D": "conv3d",
+    "Conv1DTranspose": "conv1d_transpose",
+    "Conv2DTranspose": "conv2d_transpose",
+    "Conv3DTranspose": "conv3d_transpose",
     "SeparableConv2D": "separable_conv2d",
     "DepthwiseConv2D": "depthwise_conv2d",
     "Dense": "dense",
+    "MaxPooling1D": "max_pooling1d",
     "MaxPooling2D": "max_pooling2d",
+    "MaxPooling3D": "max_pooling3d",
+    "AveragePooling1D": "average_pooling1d",
     "AveragePooling2D": "average_pooling2d",
+    "AveragePooling3D": "average_pooling3d",
+    "GlobalAveragePooling1D": "global_average_pooling1d",
     "GlobalAveragePooling2D": "global_average_pooling2d",
+    "GlobalAveragePooling3D": "global_average_pooling3d",
+    "GlobalMaxPooling1D": "global_max_pooling1d",
     "GlobalMaxPooling2D": "global_max_pooling2d",
+    "GlobalMaxPooling3D": "global_max_pooling3d",
+    "Cropping1D": "cropping1d",
+    "Cropping2D": "cropping2d",
+    "Cropping3D": "cropping3d",
+    "Embedding": "embedding",
     "Flatten": "flatten",
     "Dropout": "dropout",
     "SpatialDropout2D": "spatial_dropout2d",
@@ -183,6 +200,8 @@ class _Reader:
 
     def __init__(self, name: str, cls: str, config: dict[str, Any]) -> None:
         self.name, self.cls, self.config = name, cls, config
+        # Spatial dims of a ConvND / PoolingND / CroppingND class (its name ends in "ND").
+        self.rank = next((int(c) for c in ("1", "3") if f"{c}D" in cls), 2)
 
     def fail(self, message: str) -> ValueError:
         return ValueError(f"layer {self.name!r} ({self.cls}): {message}")
@@ -195,16 +214,40 @@ class _Reader:
             raise self.fail(f"{key} must be an integer between 1 and {hi}, got {value!r}")
         return int(value)
 
-    def pair(self, key: str, hi: int = MAX_KERNEL) -> int | tuple[int, int] | None:
+    def window(self, key: str, low: int = 1) -> tuple[int, ...] | None:
+        """A per-spatial-dim setting (kernel_size, strides...): one int per dim of the class."""
         value = self.config.get(key)
         if value is None:
             return None
-        items = value if isinstance(value, list) else [value, value]
+        items = value if isinstance(value, list) else [value] * self.rank
         if len(items) == 1:
-            items = items * 2
-        if len(items) != 2 or not all(is_int(v) and 1 <= v <= hi for v in items):
-            raise self.fail(f"{key} must be one or two integers between 1 and {hi}, got {value!r}")
-        return (int(items[0]), int(items[1]))
+            items = items * self.rank
+        if len(items) != self.rank or not all(is_int(v) and low <= v <= MAX_KERNEL for v in items):
+            raise self.fail(
+                f"{key} must be one or {self.rank} integers between {low} and {MAX_KERNEL}, "
+                f"got {value!r}"
+            )
+        return tuple(int(v) for v in items)
+
+    def margins(self, key: str) -> tuple[tuple[int, int], ...] | None:
+        """Cropping: an int, one int per dim, or a (before, after) pair per dim."""
+        value = self.config.get(key)
+        if value is None:
+            return None
+        if is_int(value):
+            value = [value] * (2 if self.rank == 1 else self.rank)
+        if self.rank == 1 and isinstance(value, list) and len(value) == 2:
+            value = [value]  # Cropping1D's (before, after)
+        pairs = (
+            [v if isinstance(v, list) else [v, v] for v in value]
+            if isinstance(value, list) and len(value) == self.rank
+            else None
+        )
+        if pairs is None or not all(
+            len(p) == 2 and all(is_int(m) and 0 <= m <= MAX_DIM for m in p) for p in pairs
+        ):
+            raise self.fail(f"{key} must be {self.rank} (before, after) pairs, got {value!r}")
+        return tuple((int(a), int(b)) for a, b in pairs)
 
     def number(self, key: str) -> float | None:
         value = self.config.get(key)
@@ -222,7 +265,8 @@ class _Reader:
 
     def padding(self) -> str | None:
         value = self.config.get("padding")
-        if value is not None and value not in ("valid", "same"):
+        causal = value == "causal" and self.cls == "Conv1D"
+        if value is not None and value not in ("valid", "same") and not causal:
             raise Unmodelled(f"padding {value!r}")
         return value
 
@@ -266,10 +310,10 @@ def _no_fields(r: _Reader) -> dict[str, Any]:
 
 def _conv_common(r: _Reader) -> dict[str, Any]:
     return {
-        "kernel_size": r.pair("kernel_size"),
-        "strides": r.pair("strides"),
+        "kernel_size": r.window("kernel_size"),
+        "strides": r.window("strides"),
         "padding": r.padding(),
-        "dilation_rate": r.pair("dilation_rate"),
+        "dilation_rate": r.window("dilation_rate"),
         "activation": r.activation(),
         "use_bias": r.flag("use_bias"),
         "bias_regularizer": r.regularizer("bias_regularizer"),
@@ -284,6 +328,36 @@ def _conv2d(r: _Reader) -> dict[str, Any]:
         "kernel_initializer": r.initializer("kernel_initializer"),
         "kernel_regularizer": r.regularizer("kernel_regularizer"),
     }
+
+
+def _conv_transpose(r: _Reader) -> dict[str, Any]:
+    return {
+        **_conv_common(r),
+        "filters": r.integer("filters", MAX_UNITS),
+        "output_padding": r.window("output_padding", low=0),
+        "kernel_initializer": r.initializer("kernel_initializer"),
+        "kernel_regularizer": r.regularizer("kernel_regularizer"),
+    }
+
+
+def _embedding(r: _Reader) -> dict[str, Any]:
+    if r.config.get("quantization_config") is not None or r.config.get("lora_rank"):
+        raise Unmodelled("a quantized or LoRA Embedding")
+    return {
+        "input_dim": r.integer("input_dim", 100_000_000),
+        "output_dim": r.integer("output_dim", MAX_UNITS),
+        "embeddings_initializer": r.initializer("embeddings_initializer"),
+        "embeddings_regularizer": r.regularizer("embeddings_regularizer"),
+        "mask_zero": r.flag("mask_zero"),
+    }
+
+
+def _cropping(r: _Reader) -> dict[str, Any]:
+    return {"cropping": r.margins("cropping")}
+
+
+def _global_pool(r: _Reader) -> dict[str, Any]:
+    return {"keepdims": r.flag("keepdims")}
 
 
 def _depthwise(r: _Reader) -> dict[str, Any]:
@@ -316,7 +390,11 @@ def _dense(r: _Reader) -> dict[str, Any]:
 
 
 def _pool(r: _Reader) -> dict[str, Any]:
-    return {"pool_size": r.pair("pool_size"), "strides": r.pair("strides"), "padding": r.padding()}
+    return {
+        "pool_size": r.window("pool_size"),
+        "strides": r.window("strides"),
+        "padding": r.padding(),
+    }
 
 
 def _norm(r: _Reader) -> dict[str, Any]:
@@ -398,14 +476,19 @@ def _dropout(r: _Reader) -> dict[str, Any]:
 
 
 _READERS = {
+    "Conv1D": _conv2d,
     "Conv2D": _conv2d,
+    "Conv3D": _conv2d,
+    "Conv1DTranspose": _conv_transpose,
+    "Conv2DTranspose": _conv_transpose,
+    "Conv3DTranspose": _conv_transpose,
     "SeparableConv2D": _separable,
     "DepthwiseConv2D": _depthwise,
     "Dense": _dense,
-    "MaxPooling2D": _pool,
-    "AveragePooling2D": _pool,
-    "GlobalAveragePooling2D": lambda r: {"keepdims": r.flag("keepdims")},
-    "GlobalMaxPooling2D": lambda r: {"keepdims": r.flag("keepdims")},
+    **{f"{kind}Pooling{n}D": _pool for kind in ("Max", "Average") for n in (1, 2, 3)},
+    **{f"Global{kind}Pooling{n}D": _global_pool for kind in ("Max", "Average") for n in (1, 2, 3)},
+    **{f"Cropping{n}D": _cropping for n in (1, 2, 3)},
+    "Embedding": _embedding,
     "Dropout": _dropout,
     "SpatialDropout2D": _dropout,
     "BatchNormalization": _norm,
