@@ -5,6 +5,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from service.schemas.model import TRANSLATED
+from service.schemas.run import RunSpec
+
 
 def apply(target: Any, patch: Any) -> Any:
     """The document `target` with `patch` merged in (neither argument is modified)."""
@@ -17,6 +20,16 @@ def apply(target: Any, patch: Any) -> Any:
         else:
             out[key] = apply(out.get(key), value)
     return out
+
+
+def patched(run: RunSpec, change: dict[str, Any]) -> RunSpec:
+    """`run` with the merge patch `change`, validated. A change to the model is a new model,
+    read from what the patch leaves (an edited Keras JSON is translated, once); any other change
+    keeps the run's model with its translation."""
+    if "model" in change:
+        return RunSpec.model_validate(apply(run.model_dump(mode="json", exclude_none=True), change))
+    doc = run.model_dump(mode="json", exclude_none=True, context=TRANSLATED)
+    return RunSpec.model_validate(apply(doc, change), context=TRANSLATED)
 
 
 def merge(*patches: dict[str, Any]) -> dict[str, Any]:
