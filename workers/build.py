@@ -102,6 +102,13 @@ class ModelTooLarge(BuildError):
 # ---------------------------------------------------------------- model
 
 
+def architecture_of(run: RunSpec) -> Architecture:
+    """`describe()` of the run's model: what `build_model` builds it from."""
+    if run.model is None or run.model.layers is None or run.model.input_shape is None:
+        raise BuildError("the run has no model (input_shape and layers)")
+    return describe(run.model.input_shape, run.model.layers)  # ValueError naming the layer
+
+
 def build_model(
     run: RunSpec,
     num_classes: int | None = None,
@@ -112,12 +119,11 @@ def build_model(
     """The run's model with seeded initializers; augmentation layers first if the run had any.
 
     `num_classes` (of the data it will train on) checks that the head can take those labels.
-    `arch`: `describe()` of this run's model, when the caller has it already.
+    `arch`: `architecture_of(run)`, when the caller has it already.
     """
-    if run.model is None or run.model.layers is None or run.model.input_shape is None:
-        raise BuildError("the run has no model (input_shape and layers)")
     if arch is None:
-        arch = describe(run.model.input_shape, run.model.layers)  # ValueError naming the layer
+        arch = architecture_of(run)
+    assert run.model is not None and run.model.layers is not None
     if param_budget is not None and arch.total_params > param_budget:
         raise ModelTooLarge(arch.total_params, param_budget)  # before allocating any weight
     _check_head(arch, num_classes)
@@ -588,16 +594,18 @@ def compile_model(
     start_step: int = 0,
     window_steps: int | None = None,
     jit_compile: bool | str = "auto",
+    arch: Architecture | None = None,
 ) -> list[keras.callbacks.Callback]:
     """Compile with the run's optimizer, schedule and loss; returns callbacks fit() needs.
 
     `steps_per_epoch` converts the schedule's epochs to optimizer steps (the user's epochs,
     not the probe's windows); `start_step` continues a schedule where an earlier probe left it;
     `window_steps` is the length of one fit() "epoch" (for reduce_on_plateau's patience).
+    `arch`: the model's `architecture_of(run)`, when the caller has it already.
     """
     schedule = run.lr_schedule or (run.optimizer.schedule if run.optimizer else None)
     lr = make_schedule(run, schedule, steps_per_epoch, total_steps, start_step)
-    loss, from_logits = make_loss(run, int(model.outputs[0].shape[-1]))
+    loss, from_logits = make_loss(run, int(model.outputs[0].shape[-1]), arch)
     model.compile(
         optimizer=make_optimizer(run, lr),
         loss=loss,
@@ -779,12 +787,13 @@ def sweep_lrs(lr_min: float, lr_max: float, steps: int) -> list[float]:
     return list(np.geomspace(lr_min, lr_max, max(2, steps))[:steps].astype(float))
 
 
-def make_loss(run: RunSpec, units: int) -> tuple[Any, bool]:
-    """(Keras loss taking integer labels, from_logits) for the run's loss and a `units` head."""
+def make_loss(run: RunSpec, units: int, arch: Architecture | None = None) -> tuple[Any, bool]:
+    """(Keras loss taking integer labels, from_logits) for the run's loss and a `units` head.
+    `arch`: the model's `architecture_of(run)`, when the caller has it already."""
     spec = run.loss
     name = LOSS_ALIASES.get(spec.name, spec.name) if spec else SPARSE_LOSS
     # Without a loss spec, logits are what a linear head gives.
-    from_logits = spec.from_logits if spec else _linear_head(run)
+    from_logits = spec.from_logits if spec else _linear_head(run, arch)
     smoothing = (spec.label_smoothing or 0.0) if spec else 0.0
     if name == SPARSE_LOSS and not smoothing:
         return keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits), from_logits
@@ -801,10 +810,12 @@ def make_loss(run: RunSpec, units: int) -> tuple[Any, bool]:
     return _dense_target_loss(fn, units, kwargs), from_logits
 
 
-def _linear_head(run: RunSpec) -> bool:
-    if run.model is None or run.model.layers is None or run.model.input_shape is None:
-        return False
-    return describe(run.model.input_shape, run.model.layers).output_activation == "linear"
+def _linear_head(run: RunSpec, arch: Architecture | None) -> bool:
+    if arch is None:
+        if run.model is None or run.model.layers is None or run.model.input_shape is None:
+            return False
+        arch = architecture_of(run)
+    return arch.output_activation == "linear"
 
 
 def _dense_target_loss(
