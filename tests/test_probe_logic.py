@@ -52,7 +52,7 @@ def test_a_probe_changing_a_keras_model_gets_the_changed_model_and_others_keep_i
     def translated_again(_: object) -> None:
         raise AssertionError("an unchanged model was translated again")
 
-    monkeypatch.setattr(model_schema, "translate", translated_again)
+    monkeypatch.setattr(model_schema, "read", translated_again)
     faster = patched(run, {"optimizer": {"name": "Adam", "learning_rate": 0.01}})
     assert faster.optimizer is not None and faster.optimizer.learning_rate == 0.01
     assert faster.model is not None and faster.model.layers == run.model.layers
