@@ -3,9 +3,12 @@
 wrk (a native load generator: a Python one, sharing the cores, caps the bare endpoint first)
 against one uvicorn process, 16 connections, a ~20 KB body: a real `model.to_json()` plus a
 4 × 200-epoch history. The two endpoints are measured in alternating rounds, so the ratio is
-robust to this machine's noise. Usage:
+robust to this machine's noise. `--baseline DIR` runs a second server from another checkout
+of the repository (`git worktree add /tmp/base <rev>`) in the same alternating rounds, so a
+change is measured before and after in one run. Usage:
 
     .venv/bin/python -m bench.api_bench [--seconds 8] [--rounds 4] [--connections 16]
+        [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -151,16 +154,12 @@ def _wrk(url: str, seconds: float, connections: int, work: Path, pid: int) -> di
     return figures
 
 
-def bench_http(seconds: float, connections: int, rounds: int) -> dict[str, dict[str, float]]:
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed (Debian/Ubuntu: apt-get install wrk)")
-    port = _free_port()
-    work = Path(tempfile.mkdtemp(prefix="lossdoctor-bench-"))
-    (work / "post.lua").write_text(_SCRIPT)
-    body = json.dumps(request_body()).encode()
-    (work / "body.json").write_bytes(body)
-    env = dict(os.environ, LOSSDOCTOR_DATA_DIR=str(work / "data"))
-    server = subprocess.Popen(
+Figures = dict[str, dict[str, float]]
+
+
+def _serve(tree: Path, port: int, data: Path) -> subprocess.Popen[bytes]:
+    """One uvicorn process serving `tree`'s app plus the bare endpoint."""
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -172,36 +171,64 @@ def bench_http(seconds: float, connections: int, rounds: int) -> dict[str, dict[
             "warning",
             "--no-access-log",
         ],
-        cwd=ROOT,
-        env=env,
+        cwd=tree,
+        env=dict(os.environ, LOSSDOCTOR_DATA_DIR=str(data), PYTHONPATH=str(tree)),
     )
+
+
+def bench_http(
+    seconds: float, connections: int, rounds: int, trees: dict[str, Path]
+) -> dict[str, Figures]:
+    """Figures per tree (a checkout of this repository) and endpoint; every round measures
+    each tree's two endpoints in turn."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (Debian/Ubuntu: apt-get install wrk)")
+    work = Path(tempfile.mkdtemp(prefix="lossdoctor-bench-"))
+    (work / "post.lua").write_text(_SCRIPT)
+    body = json.dumps(request_body()).encode()
+    (work / "body.json").write_bytes(body)
+    servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                if httpx.get(base + "/livez").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        for path in PATHS.values():  # warm-up: imports, caches, the SQLite file
-            _wrk(base + path, 2, connections, work, server.pid)
-        runs: dict[str, list[dict[str, float]]] = {name: [] for name in PATHS}
+        for label, tree in trees.items():
+            port = _free_port()
+            servers[label] = (_serve(tree, port, work / f"data-{len(servers)}"), port)
+        for server, port in servers.values():
+            base = f"http://127.0.0.1:{port}"
+            for _ in range(100):
+                try:
+                    if httpx.get(base + "/livez").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            for path in PATHS.values():  # warm-up: imports, caches, the SQLite file
+                _wrk(base + path, 2, connections, work, server.pid)
+        runs: dict[tuple[str, str], list[dict[str, float]]] = {}
         for _ in range(rounds):
-            for name, path in PATHS.items():
-                runs[name].append(_wrk(base + path, seconds, connections, work, server.pid))
+            for label, (server, port) in servers.items():
+                for name, path in PATHS.items():
+                    url = f"http://127.0.0.1:{port}{path}"
+                    figures = _wrk(url, seconds, connections, work, server.pid)
+                    runs.setdefault((label, name), []).append(figures)
         return {
-            name: {
-                "body_kb": len(body) / 1000,
-                "rps": sum(r["requests"] for r in rs) / sum(r["seconds"] for r in rs),
-                "p50_ms": statistics.median(r["p50_us"] for r in rs) / 1000,
-                "p99_ms": statistics.median(r["p99_us"] for r in rs) / 1000,
-                "cpu_ms": 1000 * sum(r["cpu_seconds"] for r in rs) / sum(r["requests"] for r in rs),
+            label: {
+                name: {
+                    "body_kb": len(body) / 1000,
+                    "rps": sum(r["requests"] for r in rs) / sum(r["seconds"] for r in rs),
+                    "p50_ms": statistics.median(r["p50_us"] for r in rs) / 1000,
+                    "p99_ms": statistics.median(r["p99_us"] for r in rs) / 1000,
+                    "cpu_ms": 1000
+                    * sum(r["cpu_seconds"] for r in rs)
+                    / sum(r["requests"] for r in rs),
+                }
+                for name in PATHS
+                for rs in [runs[(label, name)]]
             }
-            for name, rs in runs.items()
+            for label in trees
         }
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        for server, _ in servers.values():
+            server.terminate()
+            server.wait(timeout=10)
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -229,19 +256,25 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8, help="length of one wrk round")
     parser.add_argument("--rounds", type=int, default=4, help="rounds per endpoint, alternating")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--baseline", type=Path, help="another checkout of this repository, measured alongside"
+    )
     args = parser.parse_args()
-    http = bench_http(args.seconds, args.connections, args.rounds)
+    trees = {"this tree": ROOT} | ({"baseline": args.baseline.resolve()} if args.baseline else {})
+    results = bench_http(args.seconds, args.connections, args.rounds, trees)
     long_ms = bench_long_history()
-    ratio = http["diagnoses"]["rps"] / http["bare"]["rps"]
-    print(f"body: {http['bare']['body_kb']:.1f} KB, {args.connections} connections, wrk")
-    print(f"{'endpoint':<16}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'server CPU ms/req':>19}")
-    for name, f in http.items():
-        print(
-            f"{name:<16}{f['rps']:>9.0f}{f['p50_ms']:>9.1f}{f['p99_ms']:>9.1f}{f['cpu_ms']:>19.2f}"
-        )
-    cost = http["bare"]["cpu_ms"] / http["diagnoses"]["cpu_ms"]
-    print(f"ratio diagnoses/bare req/s: {ratio:.2f} (target >= 0.8)")
-    print(f"ratio bare/diagnoses server CPU per request: {cost:.2f} (the same, load-independent)")
+    for tree, http in results.items():
+        print(f"{tree}: body {http['bare']['body_kb']:.1f} KB, {args.connections} connections, wrk")
+        print(f"{'endpoint':<16}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'server CPU ms/req':>19}")
+        for name, f in http.items():
+            print(
+                f"{name:<16}{f['rps']:>9.0f}{f['p50_ms']:>9.1f}{f['p99_ms']:>9.1f}"
+                f"{f['cpu_ms']:>19.2f}"
+            )
+        ratio = http["diagnoses"]["rps"] / http["bare"]["rps"]
+        cost = http["bare"]["cpu_ms"] / http["diagnoses"]["cpu_ms"]
+        print(f"ratio diagnoses/bare req/s: {ratio:.2f} (target >= 0.8)")
+        print(f"ratio bare/diagnoses server CPU per request: {cost:.2f} (load-independent)")
     print(f"100k-point history, parse + analysis: {long_ms:.0f} ms (target < 200 ms)")
 
 

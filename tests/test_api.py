@@ -266,7 +266,7 @@ def test_stored_keras_json_request_is_read_back_without_translating_again(
     def no_second_translation(_: object) -> None:
         raise AssertionError("the stored request was translated again")
 
-    monkeypatch.setattr(reader, "translate", no_second_translation)
+    monkeypatch.setattr(reader, "read", no_second_translation)
     again = DiagnosisRequest.model_validate(stored, context=TRANSLATED)  # what the worker does
     assert again.run.model is not None and again.run.model.layers
     assert [

@@ -108,11 +108,23 @@ def test_the_analysis_core_loads_neither_the_web_framework_nor_tensorflow() -> N
     assert _loaded(core, roots) == []
 
 
+def test_the_analysis_core_imports_only_itself_the_schemas_and_the_domain_errors() -> None:
+    allowed = ("service.analysis", "service.schemas", "service.errors")
+    outside = sorted(
+        f"{m} imports {target}"
+        for m, targets in graph().items()
+        if _under(m, "service.analysis")
+        for target in targets
+        if not any(_under(target, a) for a in allowed)
+    )
+    assert outside == []
+
+
 def test_domain_errors_carry_no_http_and_every_one_has_its_status() -> None:
     from service import errors
     from service.problems import STATUS
 
-    assert _violations("service.errors", ("service.problems",)) == []
+    assert graph()["service.errors"] == set()  # a leaf: the HTTP mapping is problems.py's
     domain = {
         cls
         for cls in vars(errors).values()

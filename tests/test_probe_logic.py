@@ -5,10 +5,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pytest
+
 from service.analysis import fixes
-from service.analysis.patch import apply, apply_to_run, merge
+from service.analysis.patch import apply, merge, patched
 from service.analysis.probes import Outcome, Probe, combined_fix, judge, plan, revise
 from service.analysis.report import build_context, static_report
+from service.schemas import model as model_schema
 from service.schemas.diagnosis import DiagnosisRequest
 from service.schemas.model import TRANSLATED
 from service.schemas.run import RunSpec
@@ -29,21 +32,30 @@ def test_merge_patch_follows_rfc_7396() -> None:
     }
 
 
-def test_a_probe_of_a_keras_json_fix_trains_the_edited_json_not_the_stored_translation() -> None:
-    keras_json = (Path(__file__).parent / "fixtures" / "keras" / "normalized_mlp.json").read_text()
+def test_a_probe_changing_a_keras_model_gets_the_changed_model_and_others_keep_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    keras_json = (Path(__file__).parent / "fixtures/keras/seed_cnn.json").read_text()
     sent = RunSpec.model_validate({"model": {"keras_json": keras_json}})
-    assert sent.model is not None and sent.model.layers is not None
-    names = [layer.name or "" for layer in sent.model.layers]
+    # The run as the worker reads it back: stored with its translation.
     stored = sent.model_dump(mode="json", exclude_none=True, context=TRANSLATED)
-    fix = fixes.scale_width(sent, names, 2)
-    probed = RunSpec.model_validate(apply_to_run(stored, fix.patch), context=TRANSLATED)
-    assert probed.model is not None and probed.model.layers is not None
-    widths = [
-        (layer.units, new.units)
-        for layer, new in zip(sent.model.layers, probed.model.layers, strict=True)
-    ]
-    hidden = [(old, new) for old, new in widths[:-1] if old is not None]
-    assert hidden and all(new == 2 * old for old, new in hidden)
+    run = RunSpec.model_validate(stored, context=TRANSLATED)
+    assert run.model is not None and run.model.layers is not None
+    names = [layer.name or "" for layer in run.model.layers]
+    widths = [layer.filters or layer.units for layer in run.model.layers]
+
+    wider = patched(run, fixes.scale_width(run, names, 2).patch)  # an edited Keras JSON
+    assert wider.model is not None and wider.model.layers is not None
+    doubled = [w * 2 if w and i < len(widths) - 1 else w for i, w in enumerate(widths)]
+    assert [layer.filters or layer.units for layer in wider.model.layers] == doubled
+
+    def translated_again(_: object) -> None:
+        raise AssertionError("an unchanged model was translated again")
+
+    monkeypatch.setattr(model_schema, "read", translated_again)
+    faster = patched(run, {"optimizer": {"name": "Adam", "learning_rate": 0.01}})
+    assert faster.optimizer is not None and faster.optimizer.learning_rate == 0.01
+    assert faster.model is not None and faster.model.layers == run.model.layers
 
 
 def test_improvement_beyond_noise_and_near_the_best_is_confirmed() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -113,12 +115,75 @@ def test_loss_falls_with_he_init_and_stays_high_with_a_huge_init(fashion: ProbeD
     assert good.device.endswith(":0") and good.weights is None
 
 
+def counted(monkeypatch: pytest.MonkeyPatch, func: Callable[..., Any]) -> list[None]:
+    """A list that grows by one at every call of `func`, wherever a loaded module of the
+    service or the workers bound it by name."""
+    calls: list[None] = []
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        calls.append(None)
+        return func(*args, **kwargs)
+
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] in ("service", "workers"):
+            for attr, value in list(vars(module).items()):
+                if value is func:
+                    monkeypatch.setattr(module, attr, wrapper)
+    return calls
+
+
 @tf_only
-def test_same_seed_repeats_a_probe(fashion: ProbeData) -> None:
+def test_same_seed_repeats_a_probe_and_describes_its_model_once(
+    fashion: ProbeData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workers import build
     from workers.train import train
 
-    first, again = (train(tiny_run(), fashion, 20, 7, eval_every=10) for _ in range(2))
+    describes = counted(monkeypatch, build.describe)
+    run = tiny_run(loss=None)  # the loss follows the head: the build, compile and loss read it
+    first = train(run, fashion, 20, 7, eval_every=10)
+    assert len(describes) == 1
+    again = train(run, fashion, 20, 7, eval_every=10, arch=build.architecture_of(run))
+    assert len(describes) == 2  # the caller's own describe(), none in training
     assert first.curve == pytest.approx(again.curve, rel=1e-4)
+
+
+@tf_only
+def test_keras_json_is_translated_once_and_each_model_described_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One probe diagnosis' path: the POST (validation, static report, probe limits), then the
+    worker's start (the stored request, the static context) and its probes' runs."""
+    from fastapi.testclient import TestClient
+
+    from bench.api_bench import request_body
+    from service.analysis.architecture import describe
+    from service.analysis.probes import plan
+    from service.main import create_app
+    from service.schemas.diagnosis import DiagnosisRequest
+    from service.schemas.keras import graph
+    from service.schemas.model import TRANSLATED
+    from service.settings import Settings
+    from workers.probe_runner import _session
+
+    reads, describes = counted(monkeypatch, graph.read), counted(monkeypatch, describe)
+    settings = Settings(data_dir=tmp_path)
+    with TestClient(create_app(settings)) as client:
+        r = client.post("/v1/diagnoses", json=request_body(20) | {"probes": {"enabled": True}})
+        assert r.status_code == 202, r.text
+        store = client.app.state.store  # type: ignore[attr-defined]
+    assert (len(reads), len(describes)) == (1, 1)
+
+    # The worker's process reads the request back with its translation, describes it once.
+    stored = store.get_diagnosis(r.json()["id"])
+    request = DiagnosisRequest.model_validate(store.get_request(stored.id), context=TRANSLATED)
+    session = _session(store, stored.id, settings, request)
+    assert (len(reads), len(describes)) == (1, 2)
+    probes = {p.name: p for p in plan(session.ctx, stored.report)}
+    for name in ("baseline", "lr_x0.1", "batch_x4", "width_x2", "width_x2"):
+        session.run_of(probes[name])
+    # Only the wider model is a new one: its edited Keras JSON read and described, once.
+    assert (len(reads), len(describes)) == (2, 3)
 
 
 @tf_only

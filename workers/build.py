@@ -103,6 +103,13 @@ class ModelTooLarge(BuildError):
 # ---------------------------------------------------------------- model
 
 
+def architecture_of(run: RunSpec) -> Architecture:
+    """`describe()` of the run's model: what `build_model` builds it from."""
+    if run.model is None or run.model.layers is None or run.model.input_shape is None:
+        raise BuildError("the run has no model (input_shape and layers)")
+    return describe(run.model.input_shape, run.model.layers)  # ValueError naming the layer
+
+
 def build_model(
     run: RunSpec,
     num_classes: int | None = None,
@@ -113,12 +120,11 @@ def build_model(
     """The run's model with seeded initializers; augmentation layers first if the run had any.
 
     `num_classes` (of the data it will train on) checks that the head can take those labels.
-    `arch`: `describe()` of this run's model, when the caller has it already.
+    `arch`: `architecture_of(run)`, when the caller has it already.
     """
-    if run.model is None or run.model.layers is None or run.model.input_shape is None:
-        raise BuildError("the run has no model (input_shape and layers)")
     if arch is None:
-        arch = describe(run.model.input_shape, run.model.layers)  # ValueError naming the layer
+        arch = architecture_of(run)
+    assert run.model is not None and run.model.layers is not None
     if param_budget is not None and arch.total_params > param_budget:
         raise ModelTooLarge(arch.total_params, param_budget)  # before allocating any weight
     _check_head(arch, num_classes)
@@ -658,16 +664,18 @@ def compile_model(
     window_steps: int | None = None,
     jit_compile: bool | str = "auto",
     targets: str = "classes",
+    arch: Architecture | None = None,
 ) -> list[keras.callbacks.Callback]:
     """Compile with the run's optimizer, schedule and loss; returns callbacks fit() needs.
 
     `steps_per_epoch` converts the schedule's epochs to optimizer steps (the user's epochs,
     not the probe's windows); `start_step` continues a schedule where an earlier probe left it;
     `window_steps` is the length of one fit() "epoch" (for reduce_on_plateau's patience).
+    `arch`: the model's `architecture_of(run)`, when the caller has it already.
     """
     schedule = run.lr_schedule or (run.optimizer.schedule if run.optimizer else None)
     lr = make_schedule(run, schedule, steps_per_epoch, total_steps, start_step)
-    loss, from_logits = make_loss(run, int(model.outputs[0].shape[-1]), targets)
+    loss, from_logits = make_loss(run, int(model.outputs[0].shape[-1]), targets, arch)
     model.compile(
         optimizer=make_optimizer(run, lr),
         loss=loss,
@@ -857,13 +865,16 @@ DEFAULT_LOSS = {
 }
 
 
-def make_loss(run: RunSpec, units: int, targets: str = "classes") -> tuple[Any, bool]:
+def make_loss(
+    run: RunSpec, units: int, targets: str = "classes", arch: Architecture | None = None
+) -> tuple[Any, bool]:
     """(Keras loss, from_logits) for the run's loss and a `units` head, taking the targets
-    the probe data holds: integer labels, or values / multi-hot rows as they are."""
+    the probe data holds: integer labels, or values / multi-hot rows as they are. `arch`: the
+    model's `architecture_of(run)`, when the caller has it already."""
     spec = run.loss
     name = LOSS_ALIASES.get(spec.name, spec.name) if spec else DEFAULT_LOSS[targets]
     # Without a loss spec, logits are what a linear head gives.
-    from_logits = spec.from_logits if spec else _linear_head(run)
+    from_logits = spec.from_logits if spec else _linear_head(run, arch)
     smoothing = (spec.label_smoothing or 0.0) if spec else 0.0
     if targets != "classes":
         return _as_given_loss(name, units, from_logits, smoothing, spec), from_logits
@@ -910,10 +921,12 @@ def _as_given_loss(
     return loss
 
 
-def _linear_head(run: RunSpec) -> bool:
-    if run.model is None or run.model.layers is None or run.model.input_shape is None:
-        return False
-    return describe(run.model.input_shape, run.model.layers).output_activation == "linear"
+def _linear_head(run: RunSpec, arch: Architecture | None) -> bool:
+    if arch is None:
+        if run.model is None or run.model.layers is None or run.model.input_shape is None:
+            return False
+        arch = architecture_of(run)
+    return arch.output_activation == "linear"
 
 
 def _dense_target_loss(

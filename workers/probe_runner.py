@@ -11,7 +11,6 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -20,7 +19,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from service.analysis.architecture import Architecture, describe
 from service.analysis.evidence import Context
 from service.analysis.labels import with_audit
-from service.analysis.patch import apply_to_run
+from service.analysis.patch import patched
 from service.analysis.probes import CLEAN_LABELS, LABEL_AUDIT, Outcome, Probe, plan
 from service.analysis.report import build_context
 from service.analysis.verdict import (
@@ -121,25 +120,18 @@ class Session:
             },
         )
 
-    @cached_property
-    def base(self) -> dict[str, Any]:
-        """The run as a JSON document, the target of every probe's merge patch; Keras JSON
-        keeps its translation, so a patched run is not translated again."""
-        return self.request.run.model_dump(mode="json", exclude_none=True, context=TRANSLATED)
-
     def run_of(self, probe: Probe) -> tuple[RunSpec, Architecture]:
-        """The probe's run and its model's architecture, made once per probe: the patched
-        run is a new document and is validated; the baseline is the run itself."""
+        """The probe's run and its model's architecture, made once per probe. A probe that
+        changes the model has a new model, described here; any other keeps the run's own."""
         if probe.name not in self.runs:
+            assert self.ctx.arch is not None  # `_session` refuses a run without a model
+            run, arch = self.request.run, self.ctx.arch
             if probe.change:
-                patched = apply_to_run(self.base, probe.change)
-                run = RunSpec.model_validate(patched, context=TRANSLATED)
+                run = patched(run, probe.change)
+            if "model" in probe.change:
                 assert run.model is not None and run.model.layers is not None
                 assert run.model.input_shape is not None
                 arch = describe(run.model.input_shape, run.model.layers)
-            else:
-                assert self.ctx.arch is not None  # `_session` refuses a run without a model
-                run, arch = self.request.run, self.ctx.arch
             self.runs[probe.name] = (run, arch)
         return self.runs[probe.name]
 

@@ -24,6 +24,7 @@ from service.schemas.run import RunSpec
 from workers.build import (
     SweepSchedule,
     adapt_normalization,
+    architecture_of,
     build_model,
     compile_model,
     make_loss,
@@ -95,7 +96,7 @@ def train(
     if steps < 1 or eval_every < 1:
         raise ValueError(f"steps ({steps}) and eval_every ({eval_every}) must be positive")
     started = time.perf_counter()
-    model, data, batch = _prepared(run, data, seed, param_budget, preprocess, arch)
+    model, data, batch, arch = _prepared(run, data, seed, param_budget, preprocess, arch)
     if initial_weights is not None:
         model.set_weights(initial_weights)
     extra = compile_model(
@@ -107,6 +108,7 @@ def train(
         window_steps=eval_every,
         jit_compile=JIT_COMPILE,
         targets=data.targets,
+        arch=arch,
     )
     monitor = _Monitor(should_stop)
     _fit_windows(model, make_dataset(data, batch, seed), steps, eval_every, [monitor, *extra])
@@ -114,7 +116,7 @@ def train(
     curve = list(monitor.curve)
     if non_finite:  # the windows it did not reach are unknown, not missing
         curve += [None] * (math.ceil(steps / eval_every) - len(curve))
-    from_logits = make_loss(run, _units(model), data.targets)[1]
+    from_logits = make_loss(run, _units(model), data.targets, arch)[1]
     val_loss, val_accuracy = (None, None) if non_finite else evaluate(model, data, from_logits)
     return TrainResult(
         curve=curve,
@@ -137,8 +139,9 @@ def _prepared(
     param_budget: int,
     preprocess: bool,
     arch: Architecture | None = None,
-) -> tuple[keras.Model, ProbeData, int]:
-    """(seeded model, preprocessed data, batch size clamped to the training set)."""
+) -> tuple[keras.Model, ProbeData, int, Architecture]:
+    """(seeded model, preprocessed data, batch size clamped to the training set, the model's
+    architecture: described here unless the caller passed it)."""
     # A worker trains thousands of models: drop Keras' global state (layer-name counters,
     # the last probe's model and its traced functions) and collect their cycles now. This does
     # not stop TensorFlow 2.21's own growth of ~7 MB per fitted model (measured with a bare
@@ -149,10 +152,12 @@ def _prepared(
     if preprocess:
         normalization = run.preprocessing.normalization if run.preprocessing else "unknown"
         data = apply_preprocessing(data, normalization)
+    if arch is None:
+        arch = architecture_of(run)
     model = build_model(run, data.num_classes, seed, param_budget, arch)
     adapt_normalization(model, data.x_train)
     batch = min(run.batch_size or DEFAULT_BATCH_SIZE, len(data.x_train))
-    return model, data, batch
+    return model, data, batch, arch
 
 
 def user_steps_per_epoch(run: RunSpec, data: ProbeData) -> int:
@@ -309,8 +314,8 @@ def lr_range_test(
     curve), or min_loss_lr / 10 when the curve is too short for a valley.
     """
     started = time.perf_counter()
-    model, data, batch = _prepared(run, data, seed, param_budget, preprocess, arch)
-    loss, _ = make_loss(run, _units(model), data.targets)
+    model, data, batch, arch = _prepared(run, data, seed, param_budget, preprocess, arch)
+    loss, _ = make_loss(run, _units(model), data.targets, arch)
     optimizer = make_optimizer(run, SweepSchedule(lr_min, lr_max, steps))
     model.compile(optimizer=optimizer, loss=loss, jit_compile=JIT_COMPILE)
     recorder = _SweepRecorder(smoothing)

@@ -158,13 +158,18 @@ class Architecture:
 # ---------------------------------------------------------------- entry point
 
 
-def describe(input_shape: Sequence[int | None], layers: Sequence[Layer]) -> Architecture:
-    """Shapes, parameters and initializer statistics per layer, plus model-wide totals."""
+def require_sized(input_shape: Sequence[int | None]) -> None:
+    """ShapeUnknown for an input shape that leaves sizes open (None)."""
     if input_shape and any(d is None for d in input_shape):
         raise ShapeUnknown(
             f"the input shape {list(input_shape)} leaves sizes open (None), so layer shapes "
             "and parameter counts that depend on them are unknown"
         )
+
+
+def describe(input_shape: Sequence[int | None], layers: Sequence[Layer]) -> Architecture:
+    """Shapes, parameters and initializer statistics per layer, plus model-wide totals."""
+    require_sized(input_shape)
     if not input_shape or not all(isinstance(d, int) and d >= 1 for d in input_shape):
         raise ValueError(f"input_shape must be positive integers, got {list(input_shape)}")
     if not layers:

@@ -77,6 +77,7 @@ class Context:
     lr_history: tuple[float, ...] = ()
     targets: Targets | None = None
     label_audit: LabelAudit | None = None  # from the worker's label_audit step
+    shape_gap: str | None = None  # why `arch` is None: the shape describe() could not follow
 
     @property
     def tiny(self) -> bool:

@@ -279,9 +279,14 @@ def model_fix(
         cls = _LAYER_CLASS.get(layer.type, layer.type)
         args = ", ".join(f"{field}={_py(value)}" for field, value in fields.items())
         lines.append(f'keras.layers.{cls}(..., {args}, name="{name}")')
-    if run.model.keras_json is not None:
-        edited = keras_edit.edit(run.model.keras_json, edits, inserts)
-        patch: dict[str, Any] = {"model": {"keras_json": edited}}
+    document = run.model.keras_document()
+    if document is not None:
+        # Edited in its parsed form, then given back in the form it was sent in.
+        edited = keras_edit.edit(document, edits, inserts)
+        sent_as_text = isinstance(run.model.keras_json, str)
+        patch: dict[str, Any] = {
+            "model": {"keras_json": json.dumps(edited) if sent_as_text else edited}
+        }
     else:
         out = []
         for layer, name in zip(run.model.layers, names, strict=True):
@@ -299,8 +304,9 @@ def can_insert(run: RunSpec) -> bool:
     list without branches."""
     if run.model is None or run.model.layers is None:
         return False
-    if run.model.keras_json is not None:
-        return keras_edit.can_insert(run.model.keras_json)
+    document = run.model.keras_document()
+    if document is not None:
+        return keras_edit.can_insert(document)
     return all(layer.inputs is None for layer in run.model.layers)
 
 

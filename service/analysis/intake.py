@@ -7,7 +7,8 @@ notes say what it costs the diagnosis.
 
 from __future__ import annotations
 
-from service.analysis.architecture import Architecture, ShapeUnknown, describe
+from service.analysis.architecture import ShapeUnknown, require_sized
+from service.analysis.evidence import Context
 from service.analysis.optimizers import BANDS
 from service.schemas.diagnosis import DiagnosisRequest
 from service.schemas.layer import Layer
@@ -15,16 +16,16 @@ from service.schemas.layer import Layer
 _SHOWN = 5  # opaque layers named in a note; the rest are counted
 
 
-def intake_notes(request: DiagnosisRequest, arch: Architecture | None) -> list[str]:
+def intake_notes(request: DiagnosisRequest, ctx: Context) -> list[str]:
     run, history = request.run, request.history
     notes = []
     layers = run.model.layers if run.model and run.model.layers else []
     opaque = [layer for layer in layers if layer.type == "opaque"]
     if opaque:
         notes.append(_opaque_note(opaque))
-    if run.model is not None and arch is None and run.model.input_shape is not None:
+    if run.model is not None and ctx.arch is None and run.model.input_shape is not None:
         notes.append(
-            f"Model shapes unknown ({_shape_gap(run.model.input_shape, layers)}): "
+            f"Model shapes unknown ({_shape_gap(run.model.input_shape, ctx.shape_gap)}): "
             "initialization, capacity, kernel-size and output/loss checks are off."
             + (" Upload a sample to give the input size." if None in run.model.input_shape else "")
         )
@@ -77,11 +78,11 @@ def _opaque_note(opaque: list[Layer]) -> str:
     )
 
 
-def _shape_gap(input_shape: list[int | None], layers: list[Layer]) -> str:
+def _shape_gap(input_shape: list[int | None], gap: str | None) -> str:
+    """Why the model's shapes are unknown: its open input (even where an uploaded sample gave
+    the sizes), else what `describe()` could not follow."""
     try:
-        describe(input_shape, layers)
+        require_sized(input_shape)
     except ShapeUnknown as exc:
         return str(exc)
-    except ValueError:
-        pass
-    return "the input size is open"
+    return gap or "the input size is open"

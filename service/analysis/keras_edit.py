@@ -8,7 +8,6 @@ result loads with `keras.models.model_from_json`.
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -43,37 +42,63 @@ def edit(
 ) -> Any:
     """`keras_json` (as sent: a string or a parsed dict) with `edits` {layer name: {field:
     value}} applied and `inserts` {layer name: new Dense layer's config} placed before the
-    named layers, in the same form. Raises KeyError for a layer name it does not hold, and
+    named layers, in the same form. The argument is never modified: a dict comes back sharing
+    what the edits leave unchanged. Raises KeyError for a layer name it does not hold, and
     ValueError for an insert into a model that is not Sequential."""
-    doc = json.loads(keras_json) if isinstance(keras_json, str) else copy.deepcopy(keras_json)
+    doc = json.loads(keras_json) if isinstance(keras_json, str) else keras_json
     if inserts:
-        _insert(doc, inserts)
+        doc = _insert(doc, inserts)
         edits = {**edits, **{name: {} for name in inserts}}  # what follows is rebuilt
     missing = set(edits)
-    stale = False  # layers after an edited one were built for a shape that may have changed
-    for entry in _layers(doc):
-        config = entry.get("config") or {}
-        name = config.get("name", entry.get("name"))
-        if stale:
-            # Keras would build the layer from its recorded input shape before the model
-            # rebuilds it; without it the layer is built from the tensor it receives.
-            entry.pop("build_config", None)
-        if name in edits:
-            missing.discard(name)
-            for field, value in edits[name].items():
-                config[_KEY.get(field, field)] = keras_value(field, value)
-            stale = True
+    doc = _edited(doc, edits, missing, stale=[False])
     if missing:
         raise KeyError(f"no layer named {sorted(missing)} in the Keras JSON")
     return json.dumps(doc) if isinstance(keras_json, str) else doc
 
 
-def _insert(doc: dict[str, Any], inserts: dict[str, dict[str, Any]]) -> None:
+def _edited(
+    node: Any, edits: dict[str, dict[str, Any]], missing: set[str], stale: list[bool]
+) -> Any:
+    """`node` (a model) with its layers' edits, nested models included, in the order the model
+    lists them; containers on the way to a change are copied, everything else is shared.
+    `stale[0]` turns True at the first edited layer: the layers after it were built for a
+    shape that may have changed."""
+    config = node.get("config") if isinstance(node, dict) else None
+    if not isinstance(config, dict):
+        return node
+    entries = config.get("layers") or []
+    out = []
+    for entry in entries:
+        new = entry
+        if isinstance(entry, dict):
+            layer_config = entry.get("config") or {}
+            name = layer_config.get("name", entry.get("name"))
+            if stale[0] and "build_config" in entry:
+                # Keras would build the layer from its recorded input shape before the model
+                # rebuilds it; without it the layer is built from the tensor it receives.
+                new = {k: v for k, v in entry.items() if k != "build_config"}
+            if name in edits:
+                missing.discard(name)
+                changed = dict(layer_config)
+                for field, value in edits[name].items():
+                    changed[_KEY.get(field, field)] = keras_value(field, value)
+                if entry.get("config"):
+                    new = {**new, "config": changed}
+                stale[0] = True
+            if entry.get("class_name") in ("Sequential", "Functional"):
+                new = _edited(new, edits, missing, stale)
+        out.append(new)
+    if all(a is b for a, b in zip(out, entries, strict=True)):
+        return node
+    return {**node, "config": {**config, "layers": out}}
+
+
+def _insert(doc: dict[str, Any], inserts: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """New Dense layers into a Sequential model's list (a Functional one would need its
-    graph rewired, which this editor does not do)."""
+    graph rewired, which this editor does not do); `doc` itself is not modified."""
     if doc.get("class_name") != "Sequential":
         raise ValueError("layers can be inserted into a Sequential model only")
-    entries = doc["config"]["layers"]
+    entries = list(doc["config"]["layers"])
     for before, config in inserts.items():
         at = next(
             (i for i, e in enumerate(entries) if (e.get("config") or {}).get("name") == before),
@@ -90,7 +115,9 @@ def _insert(doc: dict[str, Any], inserts: dict[str, dict[str, Any]]) -> None:
                 "registered_name": None,
             },
         )
-        entries[at + 1].pop("build_config", None)  # its input is now the new layer
+        # Its input is now the new layer.
+        entries[at + 1] = {k: v for k, v in entries[at + 1].items() if k != "build_config"}
+    return {**doc, "config": {**doc["config"], "layers": entries}}
 
 
 def can_insert(keras_json: str | dict[str, Any]) -> bool:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from service.schemas.model import TRANSLATED
+from service.schemas.run import RunSpec
+
 
 def apply(target: Any, patch: Any) -> Any:
     """The document `target` with `patch` merged in (neither argument is modified)."""
@@ -19,16 +22,14 @@ def apply(target: Any, patch: Any) -> Any:
     return out
 
 
-def apply_to_run(run: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
-    """`change` merged into a run stored with its Keras JSON's translation: a change that
-    replaces the Keras JSON (a fix of its layers) drops the stored translation, so the edited
-    JSON is what is read again, not the layers it replaced."""
-    out = apply(run, change)
-    model = change.get("model")
-    if isinstance(model, dict) and "keras_json" in model and isinstance(out.get("model"), dict):
-        out["model"].pop("layers", None)
-        out["model"].pop("input_shape", None)
-    return out
+def patched(run: RunSpec, change: dict[str, Any]) -> RunSpec:
+    """`run` with the merge patch `change`, validated. A change to the model is a new model,
+    read from what the patch leaves (an edited Keras JSON is translated, once); any other change
+    keeps the run's model with its translation."""
+    if "model" in change:
+        return RunSpec.model_validate(apply(run.model_dump(mode="json", exclude_none=True), change))
+    doc = run.model_dump(mode="json", exclude_none=True, context=TRANSLATED)
+    return RunSpec.model_validate(apply(doc, change), context=TRANSLATED)
 
 
 def merge(*patches: dict[str, Any]) -> dict[str, Any]:

@@ -22,14 +22,17 @@ from service.schemas.run import RunSpec
 CREDIBLE = 0.5
 
 
-def architecture(run: RunSpec, dataset: Dataset | None = None) -> Architecture | None:
-    """The model's architecture; None without a model or when its shapes cannot be followed."""
+def architecture(
+    run: RunSpec, dataset: Dataset | None = None
+) -> tuple[Architecture | None, str | None]:
+    """The model's architecture, described once; None without a model, or when its shapes
+    cannot be followed (then with the reason, which the report's notes give)."""
     if run.model is None or run.model.layers is None or run.model.input_shape is None:
-        return None
+        return None, None
     try:
-        return describe(sized_input(run.model.input_shape, dataset), run.model.layers)
-    except ShapeUnknown:
-        return None  # the report's notes say which checks this turns off
+        return describe(sized_input(run.model.input_shape, dataset), run.model.layers), None
+    except ShapeUnknown as exc:
+        return None, str(exc)  # the report's notes say which checks this turns off
     except ValueError as exc:
         raise InvalidRunSpec(f"run.model cannot be built: {exc}") from exc
 
@@ -78,7 +81,7 @@ def input_range(
 def build_context(request: DiagnosisRequest, dataset: Dataset | None) -> Context:
     """Everything the causes are weighed on; the model is described here, once."""
     run = request.run
-    arch = architecture(run, dataset)
+    arch, shape_gap = architecture(run, dataset)
     regression = run.loss is not None and run.loss.name in REGRESSION_LOSSES
     # A flat regression loss says nothing about classes: only a cross-entropy sits at ln C.
     classes = num_classes(run, dataset, arch) or (
@@ -100,6 +103,7 @@ def build_context(request: DiagnosisRequest, dataset: Dataset | None) -> Context
         num_examples=examples,
         lr_history=tuple(request.history.learning_rate or ()),
         targets=targets(run, dataset),
+        shape_gap=shape_gap,
     )
     if ctx.baseline is not None:  # a regression with known targets: read against Var(y)
         curve = curves.against_baseline(ctx.curve, request.history, ctx.baseline, REGRESSION_HIGH)
@@ -135,7 +139,7 @@ def report_of(request: DiagnosisRequest, ctx: Context, dataset: Dataset | None) 
         symptoms=ctx.curve.symptoms,
         causes=causes,
         data_checks=data_checks(ctx, dataset),
-        notes=_notes(ctx, dataset) + oddities + intake_notes(request, ctx.arch),
+        notes=_notes(ctx, dataset) + oddities + intake_notes(request, ctx),
     )
 
 

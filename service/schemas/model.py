@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SerializationInfo,
     SerializerFunctionWrapHandler,
     ValidationInfo,
@@ -15,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from service.schemas.keras import translate
+from service.schemas.keras import read
 from service.schemas.layer import Layer
 
 # Validation/serialization context of a request as stored at POST: Keras JSON together with its
@@ -41,6 +43,15 @@ class ModelSpec(BaseModel):
         "(Input((None, None, 3))).",
     )
     layers: list[Layer] | None = Field(default=None, min_length=1, max_length=500)
+    _document: dict[str, Any] | None = PrivateAttr(default=None)  # keras_json, parsed once
+
+    def keras_document(self) -> dict[str, Any] | None:
+        """`keras_json` parsed (once per model, at validation when it was translated there);
+        None without Keras JSON. Shared: whoever edits it copies what it changes."""
+        if self._document is None and self.keras_json is not None:
+            raw = self.keras_json
+            self._document = json.loads(raw) if isinstance(raw, str) else raw
+        return self._document
 
     @model_serializer(mode="wrap")
     def _as_sent(
@@ -61,7 +72,9 @@ class ModelSpec(BaseModel):
                 return self  # stored at POST with its translation: translated once
             if self.layers is not None:
                 raise ValueError("give either keras_json or layers, not both")
-            self.input_shape, self.layers = translate(self.keras_json)
+            model = read(self.keras_json)
+            self.input_shape, self.layers = model.input_shape, model.layers
+            self._document = model.document
         elif self.layers is None:
             raise ValueError("give keras_json, or input_shape and layers")
         return self

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from service.schemas.keras.gate import (
@@ -29,11 +30,26 @@ from service.schemas.layer import MODEL_INPUT, Layer
 Shape = list[int | None]
 
 
-def translate(keras_json: str | dict[str, Any]) -> tuple[list[int | None], list[Layer]]:
+@dataclass(frozen=True)
+class Translation:
+    """A Keras model read: the parsed document (never modified) and its layer list."""
+
+    document: dict[str, Any]
+    input_shape: Shape
+    layers: list[Layer]
+
+
+def translate(keras_json: str | dict[str, Any]) -> tuple[Shape, list[Layer]]:
     """Keras 3 `model.to_json()` -> (input shape without batch dim, layer list).
 
     A dimension the model leaves open (Input((None, None, 3))) is None.
     """
+    model = read(keras_json)
+    return model.input_shape, model.layers
+
+
+def read(keras_json: str | dict[str, Any]) -> Translation:
+    """`translate`, keeping the parsed document (a fix edits it without parsing it again)."""
     doc = load(keras_json)
     check_model_entry(doc, "the top-level model")
     graph = _Graph()
@@ -53,7 +69,7 @@ def translate(keras_json: str | dict[str, Any]) -> tuple[list[int | None], list[
         raise ValueError(f"the model has {len(layers)} layers; at most {MAX_LAYERS} are allowed")
     if not layers:
         raise ValueError("the model has no layers besides its input")
-    return graph.input_shape, layers
+    return Translation(doc, graph.input_shape, layers)
 
 
 def _is_chain(layers: list[Layer]) -> bool:
