@@ -8,6 +8,10 @@ to another class (uniformly), and `workers.label_audit.audit` runs on it. Scored
 - suspect precision (and recall): how many listed suspects are flips the benchmark made;
 - clean alarms: the share of unflipped samples on which the alarm is raised.
 
+A sample is "informative" when its flip rate is below (C − 1)/C: at that rate (half the labels
+of a binary task) the given label is independent of the true class, and no audit can tell a
+flipped example from a kept one; such samples are shown but left out of the precision floor.
+
     python -m bench.label_audit [--seeds 2]
 
 Writes bench/out/label_audit.json and .md.
@@ -83,6 +87,7 @@ def run(seeds: int) -> list[dict[str, Any]]:
                         "dataset": name,
                         "seed": seed,
                         "flip_rate": rate,
+                        "informative": rate < (classes - 1) / classes,
                         "examples": len(y),
                         "estimated_noise": report.noise_rate,
                         "alarm": label_noise_alarm(report),
@@ -101,12 +106,14 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     noisy = [r for r in rows if r["flip_rate"] >= 0.3]
     clean = [r for r in rows if r["flip_rate"] == 0]
     precisions = [r["precision"] for r in noisy if r["precision"] is not None]
+    informative = [r["precision"] for r in noisy if r["informative"] and r["precision"] is not None]
     recalls = [r["recall"] for r in noisy if r["recall"] is not None]
     return {
         "samples": len(rows),
         "recall_noisy_labels_at_30pct_plus": sum(r["alarm"] for r in noisy) / len(noisy),
         "suspect_precision_at_30pct_plus": statistics.fmean(precisions) if precisions else None,
         "suspect_recall_at_30pct_plus": statistics.fmean(recalls) if recalls else None,
+        "lowest_informative_precision_at_30pct_plus": min(informative) if informative else None,
         "clean_alarm_rate": sum(r["alarm"] for r in clean) / len(clean),
         "seconds_per_audit": statistics.fmean(r["seconds"] for r in rows),
     }
@@ -123,13 +130,14 @@ def markdown(rows: list[dict[str, Any]], s: dict[str, Any]) -> str:
         lines.append(
             f"| {r['dataset']} (seed {r['seed']}) | {r['flip_rate']:.0%} | "
             f"{r['estimated_noise']:.2f} | {'yes' if r['alarm'] else 'no'} | {r['suspects']} | "
-            f"{p} | {rc} |"
+            f"{p}{'' if r['informative'] else ' (uninformative)'} | {rc} |"
         )
     lines += [
         "",
         f"noisy_labels recall at ≥ 30% flips: {s['recall_noisy_labels_at_30pct_plus']:.2f}; "
         f"suspect precision {s['suspect_precision_at_30pct_plus']:.2f}, "
-        f"recall {s['suspect_recall_at_30pct_plus']:.2f}; "
+        f"recall {s['suspect_recall_at_30pct_plus']:.2f}; lowest precision on an informative "
+        f"sample {s['lowest_informative_precision_at_30pct_plus']:.2f}; "
         f"alarms on clean samples: {s['clean_alarm_rate']:.2f}; "
         f"{s['seconds_per_audit']:.1f} s per audit",
     ]
