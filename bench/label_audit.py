@@ -12,7 +12,7 @@ A sample is "informative" when its flip rate is below (C − 1)/C: at that rate 
 of a binary task) the given label is independent of the true class, and no audit can tell a
 flipped example from a kept one; such samples are shown but left out of the precision floor.
 
-    python -m bench.label_audit [--seeds 2]
+    python -m bench.label_audit [--seeds 2] [--first-seed 1]
 
 Writes bench/out/label_audit.json and .md.
 """
@@ -69,12 +69,12 @@ def flip(y: np.ndarray, rate: float, classes: int, seed: int) -> tuple[np.ndarra
     return noisy, flipped
 
 
-def run(seeds: int) -> list[dict[str, Any]]:
+def run(seeds: int, first: int = 0) -> list[dict[str, Any]]:
     from service.analysis.causes import label_noise_alarm
     from workers.label_audit import audit
 
     rows = []
-    for seed in range(seeds):
+    for seed in range(first, first + seeds):
         for name, (x, y, classes) in datasets(seed).items():
             for rate in RATES:
                 noisy, flipped = flip(y, rate, classes, seed)
@@ -147,13 +147,14 @@ def markdown(rows: list[dict[str, Any]], s: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.label_audit")
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--first-seed", type=int, default=0, help="other samples and flips")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(2)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    rows = run(args.seeds)
+    rows = run(args.seeds, args.first_seed)
     s = summary(rows)
     OUT.mkdir(exist_ok=True)
     (OUT / "label_audit.json").write_text(json.dumps({"summary": s, "rows": rows}, indent=1))
