@@ -154,6 +154,8 @@ def score(rows: list[dict[str, Any]]) -> dict[str, Any]:
     healthy = [r for r in rows if r["truth"] == "healthy"]
     faulty = [r for r in rows if r["truth"] != "healthy"]
     confirmed = [r for r in faulty if r.get("confirmed")]
+    audited = [r for r in rows if "label_alarm" in r]
+    noisy = [r for r in audited if r["truth"] == "noisy_labels"]
     return {
         "cases": len(rows),
         "top1": sum(r["pred"][0] == r["truth"] for r in rows) / len(rows),
@@ -164,6 +166,15 @@ def score(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "seconds_per_case": statistics.mean(r["seconds"] for r in rows),
         "per_cause": per_cause,
         "confusion": {t: dict(c) for t, c in confusion.items()},
+        # With probes and a sample: the label audit's alarms, and the clean_labels probe's
+        # confirmations on the runs whose labels are noisy (and alarms on the others).
+        "label_audits": len(audited),
+        "label_alarms_noisy": sum(r["label_alarm"] for r in noisy),
+        "label_alarms_other": sum(r["label_alarm"] for r in audited if r not in noisy),
+        "noisy_audited": len(noisy),
+        "clean_labels_confirmed": sum(
+            bool(r["clean_labels"] and r["clean_labels"]["confirmed"]) for r in noisy
+        ),
     }
 
 
@@ -193,6 +204,21 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def label_evidence(report: dict[str, Any]) -> dict[str, Any]:
+    """With probes: did the label audit alarm, and did the clean_labels probe (retraining
+    without the suspects) confirm noisy_labels beyond seed noise?"""
+    checks = {c["id"]: c["status"] for c in report.get("data_checks", [])}
+    if "label_audit" not in checks:
+        return {}
+    probe = next(
+        (c["probe"] for c in report["causes"] if c["id"] == "noisy_labels" and c["probe"]), None
+    )
+    return {
+        "label_alarm": checks["label_audit"] == "fail",
+        "clean_labels": probe,
+    }
+
+
 def run_mode(
     client: Client, cases: list[dict[str, Any]], mode: str, budget: float, data: Path
 ) -> list[dict[str, Any]]:
@@ -210,6 +236,7 @@ def run_mode(
                 "truth": case["cause"],
                 "pred": pred,
                 "seconds": seconds,
+                **label_evidence(doc["report"]),
                 "confirmed": bool(
                     top
                     and top["id"] == case["cause"]
@@ -245,9 +272,12 @@ def main() -> None:
     parser.add_argument(
         "--modes", default="static,history", help="comma-separated: static, history, probes"
     )
+    parser.add_argument("--causes", help="comma-separated: only the cases of these causes")
     args = parser.parse_args()
     args.data = args.data or SETS[args.set]
     cases = load_cases(args.data)
+    if args.causes:
+        cases = [c for c in cases if c["cause"] in args.causes.split(",")]
     if args.per_cause:
         cases = first_per_cause(cases, args.per_cause, args.healthy or None)
     modes = args.modes.split(",")
@@ -261,6 +291,7 @@ def main() -> None:
         ("" if args.set == "faults" else f"{args.set}-")
         + "-".join(modes)
         + (f"-per{args.per_cause}" if args.per_cause else "")
+        + (f"-{args.causes.replace(',', '-')}" if args.causes else "")
     )
     (OUT / f"score-{tag}.json").write_text(
         json.dumps({"results": results, "rows": all_rows}, indent=1)
@@ -269,6 +300,13 @@ def main() -> None:
     (OUT / f"score-{tag}.md").write_text(table + "\n")
     print(table)
     for mode, s in results.items():
+        if s["label_audits"]:
+            print(
+                f"\n{mode}: label audit alarmed on {s['label_alarms_noisy']} of "
+                f"{s['noisy_audited']} noisy-label runs ({s['label_alarms_other']} of the "
+                f"{s['label_audits'] - s['noisy_audited']} others); clean_labels confirmed "
+                f"noisy_labels on {s['clean_labels_confirmed']} of {s['noisy_audited']}"
+            )
         print(f"\n{mode} confusion (truth → predicted):")
         for truth, row in sorted(s["confusion"].items()):
             print(f"  {truth:<28} {dict(sorted(row.items(), key=lambda kv: -kv[1]))}")

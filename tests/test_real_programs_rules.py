@@ -64,6 +64,50 @@ def test_a_linear_regression_head_reaching_half_the_variance_is_healthy() -> Non
     assert top(regression(mlp(1, "linear"), loss, **DIABETES)) == "healthy"
 
 
+def test_a_regression_crawling_far_above_the_variance_is_a_learning_rate_too_low() -> None:
+    request = regression(mlp(1, "linear"), FLAT_MSE, **DIABETES)
+    request.run.optimizer = request.run.optimizer.model_copy(update={"learning_rate": 1e-4})
+    report = static_report(request, None)
+    assert "slow_decrease" in {s.id for s in report.symptoms}
+    assert top(request) == "learning_rate_too_low"
+
+
+def test_sgd_steps_grow_with_raw_regression_targets_under_mse() -> None:
+    # A constant loss at Var(y) after one step of SGD 0.5 on targets around 150: the MSE's
+    # gradient is ≈ 2·RMS(y) ≈ 340× a cross-entropy's, a step far past SGD's usual ceiling.
+    stuck = [22000.0] + [6300.0] * 29
+    request = regression(mlp(1, "linear"), stuck, **DIABETES)
+    request.run.optimizer = request.run.optimizer.model_copy(
+        update={"name": "sgd", "learning_rate": 0.5}
+    )
+    report = static_report(request, None)
+    assert report.causes[0].id == "learning_rate_too_high"
+    assert "MSE targets" in report.causes[0].evidence[0]
+    # The same rate on standardized targets is an ordinary SGD step.
+    scaled = regression(
+        mlp(1, "linear"),
+        [1.0 * math.exp(-0.2 * i) + 0.3 for i in range(30)],
+        target_min=-2.0,
+        target_max=2.0,
+        target_mean=0.0,
+        target_std=1.0,
+    )
+    scaled.run.optimizer = request.run.optimizer
+    assert top(scaled) == "healthy"
+
+
+def test_labels_the_model_fits_but_held_out_examples_never_follow_are_noisy() -> None:
+    # Labels shuffled apart from the inputs: training creeps below ln 3, validation never does.
+    train = [1.1 - 0.0035 * i for i in range(30)]
+    val = [1.13 + 0.004 * i for i in range(30)]
+    spec = run(model=mlp(3, "softmax"), batch_size=16)
+    spec["data"].update(num_classes=3, num_examples=105)
+    request = DiagnosisRequest.model_validate(body(spec, {"loss": train, "val_loss": val}))
+    report = static_report(request, None)
+    assert report.causes[0].id == "noisy_labels"
+    assert "does not carry over" in report.causes[0].evidence[0]
+
+
 def test_softmax_on_one_unit_is_an_output_mismatch() -> None:
     spec = run(model=mlp(1, "softmax"), loss="binary_crossentropy")
     spec["data"]["num_classes"] = 2

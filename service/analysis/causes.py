@@ -544,6 +544,7 @@ LABELS_TRAIN_ACC_BELOW_VAL_REG = 0.7  # ... the same, with heavy regularization 
 LABELS_TRAIN_LOSS_ABOVE_VAL = 1.0  # training loss above validation without a penalty to explain it
 LABELS_MEMORISING = 1.0  # validation turned up while training was still high: memorising noise
 LABELS_HIGH_FLOOR = 0.5  # training loss levels off at a high floor
+LABELS_NO_TRANSFER = 2.0  # training fits beyond the class frequencies, held-out never does
 # An audit's estimated noise rate at or above this share of the sample is an alarm. Below it,
 # confident learning also counts the judge model's own confusions (shirt vs T-shirt): on clean
 # Fashion-MNIST samples a small MLP's audit estimates about 15%.
@@ -618,9 +619,41 @@ def noisy_labels(ctx: Context) -> Found:
                 "the net memorises labels it cannot learn",
             )
         )
+    prior = _prior_loss(ctx)
+    if (
+        prior is not None
+        and c.val_best is not None
+        and c.final_loss is not None
+        and c.epochs >= 5
+        and c.val_best >= 0.97 * prior
+        and 0 <= c.final_loss <= 0.95 * prior
+    ):
+        # Labels that are not a function of the inputs (shuffled apart from them, or mostly
+        # flipped) can only be memorised: training creeps below the loss of guessing the class
+        # frequencies while held-out examples never get there.
+        ev.append(
+            Evidence(
+                LABELS_NO_TRANSFER,
+                f"the training loss fell to {c.final_loss:.3g} but the validation loss never "
+                f"got below {c.val_best:.3g}, where guessing the class frequencies scores "
+                f"{prior:.3g}: what the model fits in the training labels does not carry over",
+            )
+        )
     if (c.has("plateau") or c.has("noisy_floor")) and not heavy_reg and ev:
         ev.append(Evidence(LABELS_HIGH_FLOOR, "training loss levels off at a high floor"))
     return ev, lambda: _label_fix(ctx)
+
+
+def _prior_loss(ctx: Context) -> float | None:
+    """Cross-entropy of predicting the class frequencies: ln C when balanced, less when one
+    class dominates (from the sample's class counts when there is one)."""
+    if ctx.chance is None or ctx.regression:
+        return None
+    counts = [v for v in (ctx.stats or {}).get("class_counts", {}).values() if v]
+    total = sum(counts)
+    if len(counts) < 2 or not total:
+        return ctx.chance
+    return -sum(n / total * math.log(n / total) for n in counts)
 
 
 def _label_fix(ctx: Context) -> Fix:

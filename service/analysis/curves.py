@@ -37,6 +37,7 @@ class CurveFacts:
     val_gap: float | None = None  # (val - train) at the end, in units of chance_loss
     val_rise: float | None = None  # val final - val min, in units of chance_loss
     val_min_epoch: int | None = None
+    val_best: float | None = None  # the lowest validation loss, as reported
     overfits: bool = False  # validation loss rose well above its best while training fell
     linear_descent: bool = False  # a straight, unsaturated fall from near chance, still high
     final_accuracy: float | None = None
@@ -146,6 +147,7 @@ def analyze(history: History, chance: float | None, num_classes: int | None) -> 
         val_gap=val.gap,
         val_rise=val.rise,
         val_min_epoch=val.min_epoch,
+        val_best=val.best,
         overfits=val.overfits,
         linear_descent=_linear_descent(loss, chance),
         final_accuracy=_last_finite(history.series("accuracy") or history.series("acc")),
@@ -179,8 +181,9 @@ def against_baseline(
     facts: CurveFacts, history: History, baseline: float, high: float
 ) -> CurveFacts:
     """A regression's curve read against the loss of predicting the mean of y (`baseline`,
-    Var(y) under MSE): the regression's "chance". Sitting there is `stuck_at_chance`; a
-    straight, unsaturated fall still above `high`·baseline is `linear_descent`."""
+    Var(y) under MSE): the regression's "chance". Sitting there is `stuck_at_chance`; a fall
+    too slow to reach `high`·baseline is `slow_decrease`, and a straight, unsaturated one still
+    above it `linear_descent`."""
     raw = np.asarray(history.loss, dtype=float)
     loss = raw[np.isfinite(raw)]
     n = len(loss)
@@ -197,10 +200,33 @@ def against_baseline(
                 "predicting the mean of y: the model outputs a constant",
             )
         )
+    else:
+        symptoms += _slow_toward(loss, high * baseline, baseline)
     linear = facts.linear_descent or (
         float(loss[-1]) > high * baseline and _straight_unsaturated(loss)
     )
     return replace(facts, symptoms=symptoms, linear_descent=linear)
+
+
+def _slow_toward(loss: np.ndarray, goal: float, baseline: float) -> list[Symptom]:
+    """`slow_decrease` for a regression still above `goal`: at the last quarter's pace it needs
+    more than twice the epochs it ran to get there (the classifier's rule, on Var(y))."""
+    n = len(loss)
+    w = max(3, n // 4)
+    slope, level = _slope(loss[-w:]), float(_median(loss[-3:]))
+    if n < 5 or level <= goal or slope >= 0:
+        return []
+    more = (level - goal) / -slope
+    if more <= 2 * n:
+        return []
+    return [
+        Symptom(
+            id="slow_decrease",
+            epochs=(n - w + 1, n),
+            detail=f"loss falls by {-slope:.3g}/epoch at {level / baseline:.2f}× Var(y); at "
+            f"that pace it needs about {more:.0f} more epochs to reach {goal:.4g}",
+        )
+    ]
 
 
 def _straight_unsaturated(loss: np.ndarray) -> bool:
@@ -448,6 +474,7 @@ class _Val:
     gap: float | None = None
     rise: float | None = None
     min_epoch: int | None = None
+    best: float | None = None
     overfits: bool = False
     symptoms: tuple[Symptom, ...] = ()
 
@@ -487,4 +514,4 @@ def _val_facts(history: History, scale: float, chance: float | None) -> _Val:
             "only in training (penalty, dropout, augmentation, label noise) holds it up"
         )
         symptoms = (Symptom(id="train_val_gap", epochs=(int(epochs[0]), span[1]), detail=detail),)
-    return _Val(gap, rise, span[0], overfits, symptoms)
+    return _Val(gap, rise, span[0], float(v[best]), overfits, symptoms)

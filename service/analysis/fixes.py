@@ -83,13 +83,18 @@ def recommended_lr(reading: LrReading, batch: int | None) -> tuple[float, str]:
     step = band.typical * (ratio if sgd else math.sqrt(ratio))
     step = min(step, math.sqrt(band.typical * band.high))
     step = max(step, band.low * 10)
-    value = step * (reading.learning_rate / reading.effective)  # keeps momentum's factor
+    # Keeps momentum's factor, and the targets' gradient scale for SGD under MSE.
+    value = step * (reading.learning_rate / reading.effective)
     name = display(reading.optimizer)
     why = f"a step of {_round(step):g} for {name}"
     if b != REFERENCE_BATCH:
         why += f" at batch size {b}"
-    if reading.effective != reading.learning_rate:
-        why += f", with the run's momentum {1 - reading.learning_rate / reading.effective:.2g}"
+    if reading.gradient_scale != 1.0:
+        why += (
+            f" on MSE targets whose gradients are ≈ {reading.gradient_scale:.3g}× a cross-entropy's"
+        )
+    if reading.momentum > 1e-9:
+        why += f", with the run's momentum {reading.momentum:.2g}"
     return value, why
 
 

@@ -43,8 +43,17 @@ DEFAULT_LR = {"sgd": 0.01, "adadelta": 0.001, "adagrad": 0.001, "ftrl": 0.001}
 class LrReading:
     optimizer: str
     learning_rate: float
-    effective: float  # SGD: lr / (1 − momentum); others: lr
+    effective: float  # SGD: lr / (1 − momentum) · gradient_scale; others: lr
     band: LrBand
+    # SGD's step grows with the gradient. The bands are set for cross-entropy, whose gradient
+    # per logit is at most 1; an MSE's is 2·(ŷ − y), about 2·RMS(y) while the net still
+    # outputs ≈ 0, so raw regression targets multiply SGD's step (adaptive steps do not grow).
+    gradient_scale: float = 1.0
+
+    @property
+    def momentum(self) -> float:
+        """SGD's momentum, read back from the effective step (0 for other optimizers)."""
+        return 1.0 - self.learning_rate * self.gradient_scale / self.effective
 
     @property
     def decades_above(self) -> float:
@@ -56,12 +65,17 @@ class LrReading:
 
     def describe(self) -> str:
         name = _DISPLAY.get(self.optimizer, self.optimizer)
-        if self.effective != self.learning_rate:
-            return (
-                f"{name} learning_rate {self.learning_rate:g} with momentum "
-                f"(effective step {self.effective:.3g})"
+        said = f"{name} learning_rate {self.learning_rate:g}"
+        if self.gradient_scale != 1.0:
+            said += (
+                f" on MSE targets whose gradients are ≈ {self.gradient_scale:.3g}× a "
+                "cross-entropy's"
             )
-        return f"{name} learning_rate {self.learning_rate:g}"
+        if self.momentum > 1e-9:
+            said += " with momentum"
+        if self.effective != self.learning_rate:
+            said += f" (effective step {self.effective:.3g})"
+        return said
 
 
 _DISPLAY = {
@@ -77,17 +91,23 @@ _DISPLAY = {
 }
 
 
-def read_lr(optimizer: Optimizer | None) -> LrReading | None:
+def read_lr(optimizer: Optimizer | None, mse_target_rms: float | None = None) -> LrReading | None:
+    """The rate against its optimizer's band; `mse_target_rms`, for a regression under MSE
+    with known targets, scales SGD's step by the gradient those targets make."""
     if optimizer is None:
         return None
     band = BANDS.get(optimizer.name)
     if band is None:
         return None
     lr = optimizer.learning_rate or DEFAULT_LR.get(optimizer.name, 1e-3)
-    effective = lr
-    if optimizer.name == "sgd" and optimizer.momentum:
-        effective = lr / (1.0 - optimizer.momentum)
-    return LrReading(optimizer.name, lr, effective, band)
+    effective, scale = lr, 1.0
+    if optimizer.name == "sgd":
+        if optimizer.momentum:
+            effective = lr / (1.0 - optimizer.momentum)
+        if mse_target_rms:
+            scale = 2.0 * mse_target_rms
+            effective *= scale
+    return LrReading(optimizer.name, lr, effective, band, scale)
 
 
 def display(name: str) -> str:

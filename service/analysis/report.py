@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from service.analysis import curves
@@ -91,24 +92,34 @@ def build_context(request: DiagnosisRequest, dataset: Dataset | None) -> Context
     examples = (run.data.num_examples if run.data and run.data.num_examples else None) or (
         dataset.num_examples if dataset else None
     )
+    found = targets(run, dataset)
     ctx = Context(
         run=run,
         curve=curves.analyze(request.history, chance, classes),
         arch=arch,
-        lr=read_lr(run.optimizer),
+        lr=read_lr(run.optimizer, _mse_target_rms(run, found) if not classes else None),
         num_classes=classes,
         chance=chance,
         stats=dataset.stats if dataset else None,
         input_range=input_range(run, dataset, arch),
         num_examples=examples,
         lr_history=tuple(request.history.learning_rate or ()),
-        targets=targets(run, dataset),
+        targets=found,
         shape_gap=shape_gap,
     )
     if ctx.baseline is not None:  # a regression with known targets: read against Var(y)
         curve = curves.against_baseline(ctx.curve, request.history, ctx.baseline, REGRESSION_HIGH)
         ctx = replace(ctx, curve=curve)
     return ctx
+
+
+def _mse_target_rms(run: RunSpec, found: Targets | None) -> float | None:
+    """RMS of the regression targets under an MSE loss (what sizes its gradient), if known."""
+    if run.loss is None or run.loss.name not in ("mean_squared_error", "mse") or found is None:
+        return None
+    if found.mean is None or found.std is None:
+        return None
+    return math.hypot(found.mean, found.std) or None
 
 
 def targets(run: RunSpec, dataset: Dataset | None) -> Targets | None:
