@@ -66,6 +66,7 @@ def test_a_linear_regression_head_reaching_half_the_variance_is_healthy() -> Non
 
 def test_a_regression_crawling_far_above_the_variance_is_a_learning_rate_too_low() -> None:
     request = regression(mlp(1, "linear"), FLAT_MSE, **DIABETES)
+    assert request.run.optimizer is not None
     request.run.optimizer = request.run.optimizer.model_copy(update={"learning_rate": 1e-4})
     report = static_report(request, None)
     assert "slow_decrease" in {s.id for s in report.symptoms}
@@ -77,6 +78,7 @@ def test_sgd_steps_grow_with_raw_regression_targets_under_mse() -> None:
     # gradient is ≈ 2·RMS(y) ≈ 340× a cross-entropy's, a step far past SGD's usual ceiling.
     stuck = [22000.0] + [6300.0] * 29
     request = regression(mlp(1, "linear"), stuck, **DIABETES)
+    assert request.run.optimizer is not None
     request.run.optimizer = request.run.optimizer.model_copy(
         update={"name": "sgd", "learning_rate": 0.5}
     )

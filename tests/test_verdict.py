@@ -215,7 +215,7 @@ def test_probes_left_out_by_the_budget_are_reported_as_skipped_with_a_note() -> 
     static = _stuck_static()
     patch = _init_fix_patch(static)
     init = Probe("initializer_by_activation", "poor_weight_initialization", patch)
-    curve = [2.3, 2.3, 2.3]
+    curve: list[float | None] = [2.3, 2.3, 2.3]
     rungs = {
         "baseline": [_out(BASELINE, [2.3, 2.3], curve)],
         init.name: [_out(init, [0.5, 0.52], [2.3, 1.0, 0.5])],
