@@ -184,7 +184,11 @@ def learning_rate_too_low(ctx: Context) -> Found:
 def _learned(ctx: Context) -> bool:
     """The loss fell by a real part of chance (or of where it started) with nothing severe."""
     c = ctx.curve
-    return not ctx.severe and c.total_drop is not None and c.total_drop > 0.3
+    if ctx.severe or c.total_drop is None:
+        return False
+    halved = c.first_loss is not None and c.final_loss is not None
+    halved = halved and 0 < c.final_loss < 0.5 * c.first_loss  # type: ignore[operator]
+    return c.total_drop > 0.3 or halved
 
 
 # ---- missing_lr_decay ---------------------------------------------------------------------
@@ -198,6 +202,9 @@ DECAY_STILL_FALLING = -1.5  # the loss is still falling: decay would slow it
 DECAY_BLEW_UP = -1.0  # the run blew up, which a schedule only postpones
 DECAY_SMALL_RATE = -1.0  # the rate is already small for the optimizer
 DECAY_LARGE_RATE_LEARNED = 1.5  # a large rate that learned must shrink to settle lower
+# Validation rose from its best while training stood still, at a large step: the weights
+# wander around the minimum (the same observation overfitting reads when training fell).
+DECAY_VAL_WANDERS = 3.0
 
 
 def missing_lr_decay(ctx: Context) -> Found:
@@ -251,8 +258,30 @@ def missing_lr_decay(ctx: Context) -> Found:
                 "loss fell: a step this size needs to shrink to settle lower",
             )
         )
+    large = r is not None and r.effective >= 3 * r.band.typical
+    if r is not None and large and not decays and _learned(ctx) and wandering(ctx):
+        ev.append(
+            Evidence(
+                DECAY_VAL_WANDERS,
+                f"validation loss rose from its best (epoch {c.val_min_epoch}) while the "
+                f"training loss hardly fell: at {r.describe()} the weights keep moving "
+                "instead of settling",
+            )
+        )
     lr = r.learning_rate if r else 1e-3
-    return ev, lambda: fixes.step_decay(run, lr, run.epochs or ctx.curve.epochs)
+    return ev, lambda: fixes.cosine_decay(run, lr, run.epochs or ctx.curve.epochs)
+
+
+# After validation's best epoch an overfitting model goes on fitting its training set: the
+# training loss loses at least this share of its value. Less, and the validation rise is the
+# weights moving (a large step, noise), not memorisation.
+MEMORISED = 0.5
+
+
+def wandering(ctx: Context) -> bool:
+    """Validation rose from its best while the training loss hardly fell."""
+    fall = ctx.curve.train_fall_after_val_best
+    return ctx.curve.overfits and fall is not None and fall < MEMORISED
 
 
 # ---- poor_weight_initialization -----------------------------------------------------------
@@ -827,6 +856,7 @@ OVERFIT_VAL_FAR_ABOVE = 1.5  # validation stays far above training
 OVERFIT_LOW_TRAIN = 0.5  # the training loss itself is low
 OVERFIT_NO_AUGMENTATION = 0.5  # a described pipeline without augmentation
 OVERFIT_MANY_PARAMS = 0.5  # more than 100 parameters per training example
+OVERFIT_NOT_MEMORISING = -1.5  # validation rose, but training stood still meanwhile
 
 
 def overfitting(ctx: Context) -> Found:
@@ -838,11 +868,21 @@ def overfitting(ctx: Context) -> Found:
         # high, the causes of that come first.
         ev.append(
             Evidence(
-                OVERFIT_VAL_ROSE if _fits_training_data(ctx) else OVERFIT_VAL_ROSE_UNFITTED,
+                OVERFIT_VAL_ROSE
+                if _fits_training_data(ctx) and not wandering(ctx)
+                else OVERFIT_VAL_ROSE_UNFITTED,
                 f"validation loss rose {rise}from its best (epoch "
                 f"{c.val_min_epoch}) while training loss kept falling",
             )
         )
+        if wandering(ctx):
+            ev.append(
+                Evidence(
+                    OVERFIT_NOT_MEMORISING,
+                    f"the training loss fell only {c.train_fall_after_val_best:.0%} after that "
+                    "epoch: the model did not go on memorising its training set",
+                )
+            )
     elif c.val_gap is not None and c.val_gap > 0.3 and ctx.chance:
         ev.append(Evidence(OVERFIT_VAL_FAR_ABOVE, "validation loss stays far above training loss"))
     if ev:

@@ -37,6 +37,9 @@ class CurveFacts:
     val_gap: float | None = None  # (val - train) at the end, in units of chance_loss
     val_rise: float | None = None  # val final - val min, in units of chance_loss
     val_min_epoch: int | None = None
+    # Share of its value the training loss lost after validation's best epoch: near 1 the
+    # model went on memorising the training set; near 0 it stood still while validation rose.
+    train_fall_after_val_best: float | None = None
     overfits: bool = False  # validation loss rose well above its best while training fell
     linear_descent: bool = False  # a straight, unsaturated fall from near chance, still high
     final_accuracy: float | None = None
@@ -145,6 +148,7 @@ def analyze(history: History, chance: float | None, num_classes: int | None) -> 
         val_gap=val.gap,
         val_rise=val.rise,
         val_min_epoch=val.min_epoch,
+        train_fall_after_val_best=val.train_fall,
         overfits=val.overfits,
         linear_descent=_linear_descent(loss, chance),
         final_accuracy=_last_finite(history.series("accuracy") or history.series("acc")),
@@ -449,6 +453,7 @@ class _Val:
     min_epoch: int | None = None
     overfits: bool = False
     symptoms: tuple[Symptom, ...] = ()
+    train_fall: float | None = None
 
 
 def _val_facts(history: History, scale: float, chance: float | None) -> _Val:
@@ -467,6 +472,8 @@ def _val_facts(history: History, scale: float, chance: float | None) -> _Val:
     gap = float(_median(v[-k:]) - _median(t[-k:])) / scale
     best = int(np.argmin(v))
     rise = float(_median(v[-k:]) - v[best]) / scale
+    at_best = float(t[best])
+    train_fall = (at_best - float(_median(t[-k:]))) / at_best if at_best > 0 else None
     span = (int(epochs[best]), int(epochs[-1]))
     symptoms: tuple[Symptom, ...] = ()
     if chance is not None:  # on the scale of ln C
@@ -486,4 +493,4 @@ def _val_facts(history: History, scale: float, chance: float | None) -> _Val:
             "only in training (penalty, dropout, augmentation, label noise) holds it up"
         )
         symptoms = (Symptom(id="train_val_gap", epochs=(int(epochs[0]), span[1]), detail=detail),)
-    return _Val(gap, rise, span[0], overfits, symptoms)
+    return _Val(gap, rise, span[0], overfits, symptoms, train_fall)

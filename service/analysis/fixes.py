@@ -125,6 +125,26 @@ def step_decay(run: RunSpec, initial_lr: float, epochs: int | None) -> Fix:
     )
 
 
+def cosine_decay(run: RunSpec, initial_lr: float, epochs: int | None) -> Fix:
+    """Anneal the rate along a half cosine to zero over the run: the last epochs take steps
+    small enough to settle into the minimum the large early steps found, whatever the run's
+    length (a step schedule's period would have to be fitted to it)."""
+    lr = _round(initial_lr)
+    schedule = {"name": "cosine", "initial_lr": lr, "alpha": 0.0}
+    before = run.lr_schedule.model_dump(exclude_none=True) if run.lr_schedule else None
+    span = f"the run's {epochs} epochs" if epochs else "the run"
+    return Fix(
+        summary=f"Decay the learning rate: start at {lr:g} and anneal it to 0 along a cosine "
+        f"over {span}",
+        changes=[_change(path="lr_schedule", from_=before, to=schedule)],
+        keras=[
+            f"keras.optimizers.schedules.CosineDecay({lr:g}, decay_steps={epochs or 'epochs'} "
+            "* steps_per_epoch)  # the optimizer's learning_rate"
+        ],
+        patch={"lr_schedule": schedule},
+    )
+
+
 def batch_size(run: RunSpec, value: int, why: str) -> Fix:
     return Fix(
         summary=f"Use batch size {value} ({why})",
