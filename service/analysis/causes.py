@@ -838,7 +838,11 @@ def _widen_fix(ctx: Context) -> Fix:
     activate = linear if len(linear) == len(hidden) else frozenset()
     # One hidden weighted layer feeding a dense output: too shallow, whatever its width.
     out = ctx.run.model.layers[-1]
-    deepen = len(hidden) <= 1 and out.type == "dense" and fixes.can_insert(ctx.run)
+    deepen = (
+        len(hidden) <= 1
+        and out.type == "dense"
+        and fixes.can_insert(ctx.run, ctx.layer_names[-1], ctx.layer_names)
+    )
     return fixes.widen(ctx.run, ctx.layer_names, conv, dense, activate, deepen) or fixes.none(
         summary, f"no hidden layer has fewer than {conv} filters or {dense} units"
     )
@@ -1269,6 +1273,10 @@ def _regression_head(ctx: Context, act: str) -> list[Evidence]:
     return ev
 
 
+# Layer types that are an activation of their own class (Keras ReLU, Softmax …).
+_ACTIVATION_CLASSES = {"relu", "leaky_relu", "prelu", "softmax"}
+
+
 def _head(ctx: Context) -> set[str]:
     """The last weighted layer and everything after it: where the output activation lives."""
     assert ctx.arch is not None
@@ -1287,7 +1295,8 @@ def _head_fix(ctx: Context, activation: str, summary: str) -> Fix:
 def _head_edits(ctx: Context, activation: str, units: int | None) -> fixes.Edits:
     """Edits of the head (the last weighted layer and the layers after it) so that the model
     ends in `activation`: the weighted layer gets it when nothing follows, else stays linear
-    and the last Activation layer applies it. ReLU/Softmax layer classes are not rewritten."""
+    and the last activation layer applies it (a ReLU, LeakyReLU, PReLU or Softmax layer is
+    replaced by an Activation layer of the same name)."""
     assert ctx.run.model is not None and ctx.run.model.layers is not None
     head = _head(ctx) if ctx.arch is not None else set(ctx.layer_names[-1:])
     pairs = list(zip(ctx.run.model.layers, ctx.layer_names, strict=True))
@@ -1305,6 +1314,8 @@ def _head_edits(ctx: Context, activation: str, units: int | None) -> fixes.Edits
                 out["units"] = units
         elif layer.type == "activation" and layer.activation != want:
             out["activation"] = want
+        elif layer.type in _ACTIVATION_CLASSES and not (layer.type == want == "softmax"):
+            out = {"type": "activation", "activation": want}  # an Activation in its place
         edits[name] = out
     return edits
 

@@ -15,6 +15,8 @@ from typing import Any
 
 # Layer-list field → the Keras config key it comes from (the same name unless listed).
 _KEY = {"learn_scale": "scale"}
+# Layer classes a fix may put in place of another (by layer-list type).
+_CLASS = {"activation": "Activation"}
 # Initializers by their snake_case name → Keras class.
 _INITIALIZERS = {
     "he_normal": "HeNormal",
@@ -60,7 +62,13 @@ def edit(
             entry.pop("build_config", None)
         if name in edits:
             missing.discard(name)
-            for field, value in edits[name].items():
+            fields = dict(edits[name])
+            if "type" in fields:  # another layer class in its place (an Activation layer)
+                entry["class_name"] = _CLASS[fields.pop("type")]
+                entry["module"] = "keras.layers"
+                config = {k: config[k] for k in ("name", "trainable", "dtype") if k in config}
+                entry["config"] = config
+            for field, value in fields.items():
                 config[_KEY.get(field, field)] = keras_value(field, value)
             stale = True
     if missing:
@@ -69,10 +77,12 @@ def edit(
 
 
 def _insert(doc: dict[str, Any], inserts: dict[str, dict[str, Any]]) -> None:
-    """New Dense layers into a Sequential model's list (a Functional one would need its
-    graph rewired, which this editor does not do)."""
-    if doc.get("class_name") != "Sequential":
-        raise ValueError("layers can be inserted into a Sequential model only")
+    """New Dense layers into the model's list, each before the named layer; in a Functional
+    model the new layer takes over the named layer's input, and the named layer is called on
+    the new layer's output."""
+    kind = doc.get("class_name")
+    if kind not in ("Sequential", "Functional"):
+        raise ValueError("layers can be inserted into a Sequential or Functional model only")
     entries = doc["config"]["layers"]
     for before, config in inserts.items():
         at = next(
@@ -81,22 +91,66 @@ def _insert(doc: dict[str, Any], inserts: dict[str, dict[str, Any]]) -> None:
         )
         if at is None:
             raise KeyError(f"no layer named {before!r} in the Keras JSON")
-        entries.insert(
-            at,
-            {
-                "module": "keras.layers",
-                "class_name": "Dense",
-                "config": {k: keras_value(k, v) for k, v in config.items()},
-                "registered_name": None,
-            },
-        )
+        new: dict[str, Any] = {
+            "module": "keras.layers",
+            "class_name": "Dense",
+            "config": {k: keras_value(k, v) for k, v in config.items()},
+            "registered_name": None,
+        }
+        if kind == "Functional":
+            _rewire(entries[at], new, config)
+        entries.insert(at, new)
         entries[at + 1].pop("build_config", None)  # its input is now the new layer
 
 
-def can_insert(keras_json: str | dict[str, Any]) -> bool:
-    """Whether `edit` can insert layers into this model (a Sequential one)."""
+def _rewire(target: dict[str, Any], new: dict[str, Any], config: dict[str, Any]) -> None:
+    """`new` called on `target`'s input tensor, `target` on `new`'s output (Keras 3's
+    serialized call: one inbound node whose args are the input tensors)."""
+    tensor = _single_input(target)
+    if tensor is None:
+        name = (target.get("config") or {}).get("name")
+        raise ValueError(f"layer {name!r} is not called once on one tensor: nothing to insert")
+    nodes = target["inbound_nodes"]
+    new["name"] = config["name"]
+    new["inbound_nodes"] = copy.deepcopy(nodes)
+    out = copy.deepcopy(tensor)
+    shape = out["config"].get("shape")
+    if isinstance(shape, list) and shape:
+        out["config"]["shape"] = [*shape[:-1], config["units"]]
+    out["config"]["keras_history"] = [config["name"], 0, 0]
+    nodes[0]["args"] = [out]
+
+
+def _single_input(entry: dict[str, Any]) -> dict[str, Any] | None:
+    """The one tensor a Functional layer entry is called on, or None (shared layer, several
+    inputs, or a format this editor does not know)."""
+    nodes = entry.get("inbound_nodes")
+    if not isinstance(nodes, list) or len(nodes) != 1 or not isinstance(nodes[0], dict):
+        return None
+    args = nodes[0].get("args")
+    if not isinstance(args, list) or len(args) != 1 or not isinstance(args[0], dict):
+        return None
+    tensor = args[0]
+    config = tensor.get("config")
+    if tensor.get("class_name") != "__keras_tensor__" or not isinstance(config, dict):
+        return None
+    return tensor if isinstance(config.get("keras_history"), list) else None
+
+
+def can_insert(keras_json: str | dict[str, Any], before: str) -> bool:
+    """Whether `edit` can insert a layer before layer `before`: any Sequential model; a
+    Functional one where that layer is called once, on one tensor."""
     doc = json.loads(keras_json) if isinstance(keras_json, str) else keras_json
-    return isinstance(doc, dict) and doc.get("class_name") == "Sequential"
+    if not isinstance(doc, dict):
+        return False
+    if doc.get("class_name") == "Sequential":
+        return True
+    if doc.get("class_name") != "Functional":
+        return False
+    for entry in (doc.get("config") or {}).get("layers") or []:
+        if isinstance(entry, dict) and (entry.get("config") or {}).get("name") == before:
+            return _single_input(entry) is not None
+    return False
 
 
 def current(keras_json: str | dict[str, Any], name: str, field: str) -> Any:
