@@ -160,6 +160,20 @@ def test_rising_validation_loss_is_overfitting() -> None:
     assert report.causes[0].fix.changes[0].model_dump() == {"path": "epochs", "from": 20, "to": 6}
 
 
+def test_a_low_loss_that_stops_improving_at_a_large_constant_step_is_missing_decay() -> None:
+    # Down to 0.45 (below a quarter of ln 10) by mid-run, then no better: SGD's effective
+    # step lr / (1 − momentum) = 1 is 10× its typical one.
+    loss = [0.44 + 0.7 * math.exp(-0.6 * i) + 0.02 * ((-1) ** i) for i in range(16)]
+    val = [x + 0.15 for x in loss]
+    sgd = {"name": "sgd", "learning_rate": 0.1, "momentum": 0.9}
+    report = diagnose(body(run(optimizer=sgd), {"loss": loss, "val_loss": val}))
+    assert report.verdict == "problem" and top(report) == "missing_lr_decay"
+    # The same curve at Adam's usual step: nothing says the step is what stops it.
+    report = diagnose(body(run(), {"loss": loss, "val_loss": val}))
+    decay = next((c for c in report.causes if c.id == "missing_lr_decay"), None)
+    assert decay is None or decay.confidence < 0.5
+
+
 def test_validation_rise_while_training_stands_still_at_a_large_step_is_missing_decay() -> None:
     # The same validation curve; the training loss fell to a noisy floor at 0.3 and stayed
     # there: the weights wander at Adam 2e-2 instead of memorising the training set.

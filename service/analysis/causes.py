@@ -205,6 +205,10 @@ DECAY_LARGE_RATE_LEARNED = 1.5  # a large rate that learned must shrink to settl
 # Validation rose from its best while training stood still, at a large step: the weights
 # wander around the minimum (the same observation overfitting reads when training fell).
 DECAY_VAL_WANDERS = 3.0
+# The second half of the run bettered the first half's best training loss by less than this
+# share: at a large constant step the loss stopped improving.
+STALLED_GAIN = 0.1
+DECAY_STALLED_LARGE = 2.0
 
 
 def missing_lr_decay(ctx: Context) -> Found:
@@ -266,6 +270,20 @@ def missing_lr_decay(ctx: Context) -> Found:
                 f"validation loss rose from its best (epoch {c.val_min_epoch}) while the "
                 f"training loss hardly fell: at {r.describe()} the weights keep moving "
                 "instead of settling",
+            )
+        )
+    # Stalled low, not high: a rate too large for the optimizer stalls far above the minimum
+    # (learning_rate_too_high); a large rate without decay gets close, then cannot settle.
+    gain = c.late_gain
+    low = _learned(ctx) and _fits_training_data(ctx)
+    stalled = gain is not None and gain < STALLED_GAIN
+    if r is not None and large and not decays and low and stalled:
+        ev.append(
+            Evidence(
+                DECAY_STALLED_LARGE,
+                f"the training loss got low, then the second half of the run lowered its "
+                f"best by only {max(gain or 0.0, 0.0):.0%}: at {r.describe()} it stopped "
+                "improving",
             )
         )
     lr = r.learning_rate if r else 1e-3

@@ -40,6 +40,9 @@ class CurveFacts:
     # Share of its value the training loss lost after validation's best epoch: near 1 the
     # model went on memorising the training set; near 0 it stood still while validation rose.
     train_fall_after_val_best: float | None = None
+    # How much lower the second half's best training loss is than the first half's, as a
+    # share of the latter (0: the second half of the run made no progress).
+    late_gain: float | None = None
     overfits: bool = False  # validation loss rose well above its best while training fell
     linear_descent: bool = False  # a straight, unsaturated fall from near chance, still high
     final_accuracy: float | None = None
@@ -149,6 +152,7 @@ def analyze(history: History, chance: float | None, num_classes: int | None) -> 
         val_rise=val.rise,
         val_min_epoch=val.min_epoch,
         train_fall_after_val_best=val.train_fall,
+        late_gain=_late_gain(loss),
         overfits=val.overfits,
         linear_descent=_linear_descent(loss, chance),
         final_accuracy=_last_finite(history.series("accuracy") or history.series("acc")),
@@ -157,6 +161,13 @@ def analyze(history: History, chance: float | None, num_classes: int | None) -> 
         ),
         symptoms=symptoms,
     )
+
+
+def _late_gain(loss: np.ndarray) -> float | None:
+    if len(loss) < 6:
+        return None
+    early, late = float(loss[: len(loss) // 2].min()), float(loss[len(loss) // 2 :].min())
+    return (early - late) / early if early > 0 else None
 
 
 # Straight-line descent: the line explains this share of the curve's variance ...
