@@ -329,17 +329,13 @@ def _probe(s: Session, static: Report) -> Report:
 def _audit_labels(s: Session, ctx: Context, static: Report) -> tuple[Context, Report, list[Probe]]:
     """The plan's label_audit step: audit the sample, fold the audit into the report, plan
     again (a `clean_labels` probe drops the suspects: `Session.data_for` trains it without)."""
-    from workers.label_audit import audit
+    from workers.label_audit import audit_upload
 
     assert s.sample is not None
     x, y = s.sample
     s.progress(LABEL_AUDIT)
-    # The audit reads at most as many examples as a probe trains on (a seeded choice); its
-    # suspects are mapped back to rows of the upload.
-    rows = np.sort(np.random.default_rng(0).permutation(len(y))[: s.settings.probe_max_examples])
-    found = audit(x[rows], y[rows], ctx.num_classes)
-    mapped = [q.model_copy(update={"index": int(rows[q.index])}) for q in found.suspects]
-    ctx = replace(ctx, label_audit=found.model_copy(update={"suspects": mapped}))
+    found = audit_upload(x, y, ctx.num_classes, s.settings.probe_max_examples)
+    ctx = replace(ctx, label_audit=found)
     static = with_audit(static, ctx)
     return ctx, static, plan(ctx, static)
 
