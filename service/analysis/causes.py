@@ -186,9 +186,21 @@ def _learned(ctx: Context) -> bool:
     c = ctx.curve
     if ctx.severe or c.total_drop is None:
         return False
-    halved = c.first_loss is not None and c.final_loss is not None
-    halved = halved and 0 < c.final_loss < 0.5 * c.first_loss  # type: ignore[operator]
+    first, final = c.first_loss, c.final_loss
+    halved = first is not None and final is not None and 0 < final < 0.5 * first
     return c.total_drop > 0.3 or halved
+
+
+# After validation's best epoch an overfitting model goes on fitting its training set: the
+# training loss loses at least this share of its value. Less, and the validation rise is the
+# weights moving (a large step, noise), not memorisation.
+MEMORISED = 0.5
+
+
+def wandering(ctx: Context) -> bool:
+    """Validation rose from its best while the training loss hardly fell."""
+    fall = ctx.curve.train_fall_after_val_best
+    return ctx.curve.overfits and fall is not None and fall < MEMORISED
 
 
 # ---- missing_lr_decay ---------------------------------------------------------------------
@@ -288,18 +300,6 @@ def missing_lr_decay(ctx: Context) -> Found:
         )
     lr = r.learning_rate if r else 1e-3
     return ev, lambda: fixes.cosine_decay(run, lr, run.epochs or ctx.curve.epochs)
-
-
-# After validation's best epoch an overfitting model goes on fitting its training set: the
-# training loss loses at least this share of its value. Less, and the validation rise is the
-# weights moving (a large step, noise), not memorisation.
-MEMORISED = 0.5
-
-
-def wandering(ctx: Context) -> bool:
-    """Validation rose from its best while the training loss hardly fell."""
-    fall = ctx.curve.train_fall_after_val_best
-    return ctx.curve.overfits and fall is not None and fall < MEMORISED
 
 
 # ---- poor_weight_initialization -----------------------------------------------------------
@@ -886,18 +886,19 @@ def overfitting(ctx: Context) -> Found:
     c = ctx.curve
     if c.overfits:
         rise = f"{c.val_rise * ctx.chance:.3g} " if ctx.chance and c.val_rise else ""
-        # Overfitting needs a model that fits its training data; with the training loss still
-        # high, the causes of that come first.
+        wanders = wandering(ctx)
+        # Overfitting needs a model that fits its training data, and goes on fitting it while
+        # validation rises; otherwise the causes of the high or stalled loss come first.
         ev.append(
             Evidence(
                 OVERFIT_VAL_ROSE
-                if _fits_training_data(ctx) and not wandering(ctx)
+                if _fits_training_data(ctx) and not wanders
                 else OVERFIT_VAL_ROSE_UNFITTED,
-                f"validation loss rose {rise}from its best (epoch "
-                f"{c.val_min_epoch}) while training loss kept falling",
+                f"validation loss rose {rise}from its best (epoch {c.val_min_epoch})"
+                + ("" if wanders else " while training loss kept falling"),
             )
         )
-        if wandering(ctx):
+        if wanders:
             ev.append(
                 Evidence(
                     OVERFIT_NOT_MEMORISING,
