@@ -7,7 +7,7 @@ data, seed and number of epochs. Recovery is (faulty − fixed) / (faulty − he
 final training loss (validation loss for overfitting): 1 means the fix closed the gap to the
 run without the fault, 0 that it did nothing, below 0 that it made the run worse.
 
-    .venv/bin/python -m bench.fix_efficacy                    # all 51 faulty runs (~30 min)
+    .venv/bin/python -m bench.fix_efficacy                    # all 51 faulty runs (~30-40 min)
     .venv/bin/python -m bench.fix_efficacy --per-cause 1      # the first run of each cause
 
 Faulty and twin losses are replayed with the same trainer (not taken from the generator's
