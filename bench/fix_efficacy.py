@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.score import DATA, OUT, diagnose, first_per_cause, in_process, load_cases
+from bench.score import DATA, OUT, diagnose, first_per_cause, in_process, load_cases, remote
 
 RECOVERED = 0.8  # the target: a fix closes at least this share of the gap
 WORSE = -0.05  # a fix "made the run worse" below this recovery (seed noise is a few %)
@@ -187,10 +187,16 @@ def audited(
 
 
 def measure(
-    cases: list[dict[str, Any]], seed: int, audit: str | None = None
+    cases: list[dict[str, Any]],
+    seed: int,
+    audit: str | None = None,
+    url: str | None = None,
+    probes: float | None = None,
 ) -> list[dict[str, Any]]:
     """`audit`: None (static fixes), "sample" (the label audit of the uploaded sample folded
-    in), "training" (the same audit, had the user uploaded the whole training set)."""
+    in), "training" (the same audit, had the user uploaded the whole training set). `probes`:
+    a probe budget in seconds; the service at `url` (which needs a worker) diagnoses with
+    probes and the top cause's fix is the one they verified."""
     from bench.faults.generate import _setup_tensorflow
     from service.analysis import patch
 
@@ -198,11 +204,12 @@ def measure(
     rows = []
     twins: dict[Any, Trained] = {}
     uploads: dict[str, str] = {}
-    with in_process() as client:
+    with remote(url) if url else in_process() as client:
         for i, case in enumerate(cases, 1):
             started = time.perf_counter()
             recipe = recipe_for(case)
-            doc, _ = diagnose(client, case, "static", uploads, 60, DATA)
+            mode = "probes" if probes else "static"
+            doc, _ = diagnose(client, case, mode, uploads, probes or 60, DATA)
             report = doc["report"]
             data = training_data(recipe.faulty, seed)
             upload_rows = None
@@ -251,6 +258,7 @@ def measure(
                     "twin": t,
                     "recovery": rec,
                     "fix_error": fix_error,
+                    "verified": top["fix"].get("verified") if top else None,
                     "seconds": round(time.perf_counter() - started, 1),
                 }
             )
@@ -348,6 +356,13 @@ def main() -> None:
     parser.add_argument("--per-cause", type=int, default=0, help="the first N runs of each cause")
     parser.add_argument("--only", nargs="+", metavar="CAUSE", help="only these causes")
     parser.add_argument("--seed", type=int, default=0, help="the seed the benchmark was made with")
+    parser.add_argument("--url", help="a running service (default: the app in this process)")
+    parser.add_argument(
+        "--probes",
+        type=float,
+        metavar="SECONDS",
+        help="diagnose with probes of this budget (needs --url: a service with a worker)",
+    )
     parser.add_argument(
         "--audit",
         choices=("sample", "training"),
@@ -360,12 +375,15 @@ def main() -> None:
         cases = [c for c in cases if c["cause"] in args.only]
     if args.per_cause:
         cases = first_per_cause(cases, args.per_cause)
-    rows = measure(cases, args.seed, args.audit)
+    if args.probes and not args.url:
+        parser.error("--probes needs --url: the in-process app has no worker")
+    rows = measure(cases, args.seed, args.audit, args.url, args.probes)
     summary = summarize(rows)
     OUT.mkdir(exist_ok=True)
     tag = (
         (f"-per{args.per_cause}" if args.per_cause else "")
         + (f"-audit-{args.audit}" if args.audit else "")
+        + (f"-probes{args.probes:g}" if args.probes else "")
         + ("-only-" + "-".join(args.only) if args.only else "")
     )
     (OUT / f"fix_efficacy{tag}.json").write_text(
