@@ -79,14 +79,14 @@ def test_editing_keras_json_keeps_its_form_and_rejects_unknown_layers() -> None:
 def test_layer_list_fixes_rewire_a_graph_and_replace_an_activation_layer() -> None:
     from service.analysis import fixes
 
-    layers = [
+    layers: list[dict[str, Any]] = [
         {"type": "conv2d", "name": "c", "filters": 1, "kernel_size": 3, "inputs": ["input"]},
         {"type": "flatten", "name": "f", "inputs": ["c"]},
         {"type": "dense", "name": "out", "units": 10, "inputs": ["f"]},
         {"type": "relu", "name": "act", "inputs": ["out"]},
     ]
     spec = RunSpec.model_validate(run(model={"input_shape": [28, 28, 1], "layers": layers}))
-    names = [layer["name"] for layer in layers]
+    names = [str(layer["name"]) for layer in layers]
     assert fixes.can_insert(spec, "out", names)
     new = {"name": "hidden", "units": 64, "activation": "relu"}
     edits = {"act": {"type": "activation", "activation": "softmax"}}
