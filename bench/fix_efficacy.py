@@ -7,7 +7,7 @@ data, seed and number of epochs. Recovery is (faulty − fixed) / (faulty − he
 final training loss (validation loss for overfitting): 1 means the fix closed the gap to the
 run without the fault, 0 that it did nothing, below 0 that it made the run worse.
 
-    .venv/bin/python -m bench.fix_efficacy                    # all 51 faulty runs (~30 min)
+    .venv/bin/python -m bench.fix_efficacy                    # all 51 faulty runs (~30-40 min)
     .venv/bin/python -m bench.fix_efficacy --per-cause 1      # the first run of each cause
 
 Faulty and twin losses are replayed with the same trainer (not taken from the generator's
@@ -23,12 +23,12 @@ import math
 import statistics
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from bench.score import DATA, OUT, diagnose, first_per_cause, in_process, load_cases
+from bench.score import DATA, OUT, diagnose, first_per_cause, in_process, load_cases, remote
 
 RECOVERED = 0.8  # the target: a fix closes at least this share of the gap
 WORSE = -0.05  # a fix "made the run worse" below this recovery (seed noise is a few %)
@@ -73,7 +73,13 @@ def sample_rows(data: Any, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed + 1).choice(n, min(SAMPLE_SIZE, n), replace=False))
 
 
-def retrain(run_doc: dict[str, Any], data: Any, seed: int, normalize: str | None = None) -> Trained:
+def retrain(
+    run_doc: dict[str, Any],
+    data: Any,
+    seed: int,
+    normalize: str | None = None,
+    upload_rows: np.ndarray | None = None,
+) -> Trained:
     """Train `run_doc` as the worker would, `epochs` epochs of the data it was fed.
 
     The data is the user's as fed to fit; `normalize` is a normalization a fix asks for, which
@@ -86,7 +92,9 @@ def retrain(run_doc: dict[str, Any], data: Any, seed: int, normalize: str | None
     run = RunSpec.model_validate(run_doc)
     if normalize is not None:
         data = apply_preprocessing(data, normalize)
-    data = _without_dropped(run_doc, data, seed)
+    data = _without_dropped(
+        run_doc, data, sample_rows(data, seed) if upload_rows is None else upload_rows
+    )
     batch = min(run.batch_size or 32, len(data.x_train))
     per_epoch = max(1, len(data.x_train) // batch)  # the trainer drops a last partial batch
     result = train(
@@ -110,14 +118,15 @@ def normalization(fix: dict[str, Any]) -> str | None:
     return None
 
 
-def _without_dropped(run_doc: dict[str, Any], data: Any, seed: int) -> Any:
-    """Drops the sample rows a label fix lists (the user deletes them from their data)."""
+def _without_dropped(run_doc: dict[str, Any], data: Any, upload_rows: np.ndarray) -> Any:
+    """Drops the rows a label fix lists (the user deletes them from their data); they are rows
+    of the upload, whose row i is training row `upload_rows[i]`."""
     from dataclasses import replace
 
     drop = (run_doc.get("data") or {}).get("drop_examples") or []
     if not drop:
         return data
-    rows = sample_rows(data, seed)[np.asarray(drop, dtype=np.int64)]
+    rows = upload_rows[np.asarray(drop, dtype=np.int64)]
     keep = np.setdiff1d(np.arange(len(data.x_train)), rows)
     return replace(data, x_train=data.x_train[keep], y_train=data.y_train[keep])
 
@@ -138,7 +147,56 @@ def recovery(faulty: float, fixed: float, twin: float) -> float:
     return (faulty - fixed) / (faulty - twin)
 
 
-def measure(cases: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+def audited(
+    client: Any,
+    case: dict[str, Any],
+    report: dict[str, Any],
+    dataset_id: str,
+    upload: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """The report as a probe run has it after its first step: the worker's label audit of the
+    upload folded in (re-ranked causes; a label fix that names the suspects). The upload is
+    the case's sample, or `upload` (the whole training set, had the user sent it all)."""
+    from service.analysis.data import load_sample
+    from service.analysis.labels import with_audit
+    from service.analysis.report import build_context
+    from service.schemas.dataset import Dataset
+    from service.schemas.diagnosis import DiagnosisRequest
+    from service.schemas.report import Report
+    from service.settings import Settings
+    from workers.label_audit import audit_upload
+
+    settings = Settings()
+    sent = json.loads(json.dumps(case["request"]))
+    sent["run"].setdefault("data", {})["dataset_id"] = dataset_id
+    request = DiagnosisRequest.model_validate(sent)
+    if request.run.loss and "crossentropy" not in request.run.loss.name:
+        return report  # the audit judges class labels
+    dataset = Dataset.model_validate(client.get(f"/v1/datasets/{dataset_id}").json())
+    ctx = build_context(request, dataset)
+    if upload is None:
+        blob = (DATA / "samples" / case["sample"]).read_bytes()
+        upload = load_sample(
+            blob, settings.max_dataset_examples, settings.max_dataset_unpacked_bytes
+        )
+    x, y = upload
+    found = audit_upload(x, y, ctx.num_classes, settings.probe_max_examples)
+    static = Report.model_validate(report)
+    folded = with_audit(static, replace(ctx, label_audit=found))
+    return folded.model_dump(mode="json")
+
+
+def measure(
+    cases: list[dict[str, Any]],
+    seed: int,
+    audit: str | None = None,
+    url: str | None = None,
+    probes: float | None = None,
+) -> list[dict[str, Any]]:
+    """`audit`: None (static fixes), "sample" (the label audit of the uploaded sample folded
+    in), "training" (the same audit, had the user uploaded the whole training set). `probes`:
+    a probe budget in seconds; the service at `url` (which needs a worker) diagnoses with
+    probes and the top cause's fix is the one they verified."""
     from bench.faults.generate import _setup_tensorflow
     from service.analysis import patch
 
@@ -146,17 +204,23 @@ def measure(cases: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
     rows = []
     twins: dict[Any, Trained] = {}
     uploads: dict[str, str] = {}
-    with in_process() as client:
+    with remote(url) if url else in_process() as client:
         for i, case in enumerate(cases, 1):
             started = time.perf_counter()
             recipe = recipe_for(case)
-            doc, _ = diagnose(client, case, "static", uploads, 60, DATA)
+            mode = "probes" if probes else "static"
+            doc, _ = diagnose(client, case, mode, uploads, probes or 60, DATA)
             report = doc["report"]
+            data = training_data(recipe.faulty, seed)
+            upload_rows = None
+            if audit and case["sample"]:
+                whole = (data.x_train, data.y_train) if audit == "training" else None
+                report = audited(client, case, report, uploads[case["sample"]], whole)
+                upload_rows = np.arange(len(data.y_train)) if whole else None
             top = (
                 report["causes"][0] if report["verdict"] == "problem" and report["causes"] else None
             )
             run = case["request"]["run"]
-            data = training_data(recipe.faulty, seed)
             faulty = retrain(run, data, seed)
             if recipe.twin not in twins:
                 twin_run = _twin_run(case, recipe)
@@ -166,7 +230,11 @@ def measure(cases: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
             if top is not None and top["fix"]["patch"]:
                 try:
                     fixed = retrain(
-                        patch.apply(run, top["fix"]["patch"]), data, seed, normalization(top["fix"])
+                        patch.apply(run, top["fix"]["patch"]),
+                        data,
+                        seed,
+                        normalization(top["fix"]),
+                        upload_rows,
                     )
                 except Exception as error:  # a fix that does not build is a result, not a crash
                     fix_error = f"{type(error).__name__}: {error}"[:300]
@@ -190,6 +258,7 @@ def measure(cases: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
                     "twin": t,
                     "recovery": rec,
                     "fix_error": fix_error,
+                    "verified": top["fix"].get("verified") if top else None,
                     "seconds": round(time.perf_counter() - started, 1),
                 }
             )
@@ -287,17 +356,35 @@ def main() -> None:
     parser.add_argument("--per-cause", type=int, default=0, help="the first N runs of each cause")
     parser.add_argument("--only", nargs="+", metavar="CAUSE", help="only these causes")
     parser.add_argument("--seed", type=int, default=0, help="the seed the benchmark was made with")
+    parser.add_argument("--url", help="a running service (default: the app in this process)")
+    parser.add_argument(
+        "--probes",
+        type=float,
+        metavar="SECONDS",
+        help="diagnose with probes of this budget (needs --url: a service with a worker)",
+    )
+    parser.add_argument(
+        "--audit",
+        choices=("sample", "training"),
+        help="fold in the worker's label audit (a probe run's first step) of the uploaded "
+        "sample, or of the whole training set as if it had been uploaded",
+    )
     args = parser.parse_args()
     cases = [c for c in load_cases() if c["cause"] != "healthy"]
     if args.only:
         cases = [c for c in cases if c["cause"] in args.only]
     if args.per_cause:
         cases = first_per_cause(cases, args.per_cause)
-    rows = measure(cases, args.seed)
+    if args.probes and not args.url:
+        parser.error("--probes needs --url: the in-process app has no worker")
+    rows = measure(cases, args.seed, args.audit, args.url, args.probes)
     summary = summarize(rows)
     OUT.mkdir(exist_ok=True)
-    tag = (f"-per{args.per_cause}" if args.per_cause else "") + (
-        "-only-" + "-".join(args.only) if args.only else ""
+    tag = (
+        (f"-per{args.per_cause}" if args.per_cause else "")
+        + (f"-audit-{args.audit}" if args.audit else "")
+        + (f"-probes{args.probes:g}" if args.probes else "")
+        + ("-only-" + "-".join(args.only) if args.only else "")
     )
     (OUT / f"fix_efficacy{tag}.json").write_text(
         json.dumps({"summary": summary, "rows": rows}, indent=1, default=str)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from bench.faults import data_sources
+from bench.tf_setup import small_tensorflow
 
 OUT = Path(__file__).parent / "out"
 RATES = (0.0, 0.1, 0.3, 0.5)
@@ -149,11 +149,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--first-seed", type=int, default=0, help="other samples and flips")
     args = parser.parse_args()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(2)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    small_tensorflow()
     rows = run(args.seeds, args.first_seed)
     s = summary(rows)
     OUT.mkdir(exist_ok=True)

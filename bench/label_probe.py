@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from bench.score import SETS, load_cases
+from bench.tf_setup import small_tensorflow
 
 OUT = Path(__file__).parent / "out"
 
@@ -78,11 +78,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=80)  # the longest probe of a 30 s budget
     parser.add_argument("--seeds", type=int, default=2)
     args = parser.parse_args()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(2)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    small_tensorflow()
     noisy = {c["variant"] for c in load_cases(SETS["programs"]) if c["cause"] == "noisy_labels"}
     rows = []
     for case in load_cases(SETS["programs"]):

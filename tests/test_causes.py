@@ -79,7 +79,7 @@ def test_constant_rate_with_noisy_floor_is_missing_lr_decay() -> None:
         body(run(optimizer={"name": "sgd", "learning_rate": 0.1, "momentum": 0.9}), history)
     )
     assert top(report) == "missing_lr_decay"
-    assert report.causes[0].fix.patch["lr_schedule"]["name"] == "step_decay"
+    assert report.causes[0].fix.patch["lr_schedule"]["name"] == "cosine"
 
 
 def test_random_normal_stddev_one_is_poor_weight_initialization() -> None:
@@ -158,6 +158,39 @@ def test_rising_validation_loss_is_overfitting() -> None:
     # Validation loss was lowest at epoch 6: the fix stops there.
     assert report.causes[0].fix.patch == {"epochs": 6}
     assert report.causes[0].fix.changes[0].model_dump() == {"path": "epochs", "from": 20, "to": 6}
+
+
+def test_a_low_loss_that_stops_improving_at_a_large_constant_step_is_missing_decay() -> None:
+    # Down to 0.45 (below a quarter of ln 10) by mid-run, then no better: SGD's effective
+    # step lr / (1 − momentum) = 1 is 10× its typical one.
+    loss = [0.44 + 0.7 * math.exp(-0.6 * i) + 0.02 * ((-1) ** i) for i in range(16)]
+    val = [x + 0.15 for x in loss]
+    sgd = {"name": "sgd", "learning_rate": 0.1, "momentum": 0.9}
+    report = diagnose(body(run(optimizer=sgd), {"loss": loss, "val_loss": val}))
+    assert report.verdict == "problem" and top(report) == "missing_lr_decay"
+    # The same curve at Adam's usual step: nothing says the step is what stops it.
+    report = diagnose(body(run(), {"loss": loss, "val_loss": val}))
+    decay = next((c for c in report.causes if c.id == "missing_lr_decay"), None)
+    assert decay is None or decay.confidence < 0.5
+
+
+def test_validation_rise_while_training_stands_still_at_a_large_step_is_missing_decay() -> None:
+    # The same validation curve; the training loss fell to a noisy floor at 0.3 and stayed
+    # there: the weights wander at Adam 2e-2 instead of memorising the training set.
+    n = 20
+    loss = [0.3 + 0.6 * math.exp(-0.8 * i) + 0.03 * ((-1) ** i) for i in range(n)]
+    val = [0.6 + 0.02 * (i - 5) ** 2 / 5 for i in range(n)]
+    spec = run(optimizer={"name": "adam", "learning_rate": 2e-2})
+    report = diagnose(body(spec, {"loss": loss, "val_loss": val}))
+    assert top(report) == "missing_lr_decay"
+    assert report.causes[0].fix.patch["lr_schedule"]["name"] == "cosine"
+    overfit = next((c for c in report.causes if c.id == "overfitting"), None)
+    assert overfit is None or overfit.confidence < 0.5
+    # The rule reads the training curve, not the rate alone: memorising at the same rate
+    # (training still falling towards zero) is overfitting.
+    falling = [1.2 * math.exp(-0.25 * i) for i in range(n)]
+    report = diagnose(body(spec, {"loss": falling, "val_loss": val}))
+    assert top(report) == "overfitting"
 
 
 def test_batch_of_one_with_batchnorm_is_batch_size_too_small() -> None:

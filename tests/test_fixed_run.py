@@ -76,6 +76,30 @@ def test_editing_keras_json_keeps_its_form_and_rejects_unknown_layers() -> None:
         keras_edit.edit(doc, {"no_such_layer": {"units": 3}})
 
 
+def test_layer_list_fixes_rewire_a_graph_and_replace_an_activation_layer() -> None:
+    from service.analysis import fixes
+
+    layers: list[dict[str, Any]] = [
+        {"type": "conv2d", "name": "c", "filters": 1, "kernel_size": 3, "inputs": ["input"]},
+        {"type": "flatten", "name": "f", "inputs": ["c"]},
+        {"type": "dense", "name": "out", "units": 10, "inputs": ["f"]},
+        {"type": "relu", "name": "act", "inputs": ["out"]},
+    ]
+    spec = RunSpec.model_validate(run(model={"input_shape": [28, 28, 1], "layers": layers}))
+    names = [str(layer["name"]) for layer in layers]
+    assert fixes.can_insert(spec, "out", names)
+    new = {"name": "hidden", "units": 64, "activation": "relu"}
+    edits = {"act": {"type": "activation", "activation": "softmax"}}
+    fix = fixes.model_fix(spec, names, edits, "test", {"out": new})
+    fixed = RunSpec.model_validate(run(model=fix.patch["model"])).model
+    assert fixed is not None and fixed.layers is not None
+    by_name = {layer.name: layer for layer in fixed.layers}
+    # The new layer takes over the output layer's input; the output reads the new layer.
+    assert by_name["hidden"].inputs == ["f"] and by_name["out"].inputs == ["hidden"]
+    assert by_name["act"].type == "activation" and by_name["act"].activation == "softmax"
+    assert fix.keras[-1] == 'keras.layers.Activation("softmax", name="act")  # instead of ReLU'
+
+
 # ---------------------------------------------------------------- with Keras
 
 
@@ -117,6 +141,21 @@ def _one_conv_deep(keras: Any) -> Any:
     )
 
 
+def _functional_one_conv(keras: Any) -> Any:
+    """_one_conv_deep as a Functional model: the new layer is wired into its graph."""
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Conv2D(1, 3, activation="linear")(inputs)
+    x = keras.layers.Flatten()(keras.layers.AveragePooling2D(4)(x))
+    return keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
+
+
+def _relu_layer_head(keras: Any) -> Any:
+    """Ends in a ReLU *layer* under a probability loss: an Activation takes its place."""
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Flatten()(keras.layers.Conv2D(8, 3, activation="relu")(inputs))
+    return keras.Model(inputs, keras.layers.ReLU(name="out_relu")(keras.layers.Dense(10)(x)))
+
+
 def _trains(keras: Any, keras_json: Any) -> float:
     """Loads the JSON with Keras and trains one epoch; returns the loss."""
     model = keras.models.model_from_json(
@@ -137,6 +176,8 @@ def test_fixed_keras_run_loads_with_model_from_json_and_trains(client: TestClien
         (_faulty_cnn(keras), {"loss": plateau(2.2), "val_loss": plateau(1.9)}),
         (_functional_cnn(keras), {"loss": plateau(1.4), "val_loss": plateau(1.42)}),
         (_one_conv_deep(keras), {"loss": plateau(1.2), "val_loss": plateau(1.22)}),
+        (_functional_one_conv(keras), {"loss": plateau(1.2), "val_loss": plateau(1.22)}),
+        (_relu_layer_head(keras), {"loss": plateau(2.2), "val_loss": plateau(2.2)}),
     ):
         sent = run(model={"keras_json": model.to_json()})
         doc = client.post("/v1/diagnoses", json=body(sent, history)).json()
@@ -159,9 +200,13 @@ def test_fixed_keras_run_loads_with_model_from_json_and_trains(client: TestClien
                     continue
                 _, _, layer, field = change["path"].split(".")
                 seen.add(field)
+                if field == "type":  # a layer of another class under the same name
+                    assert type(loaded.get_layer(layer)).__name__ == "Activation"
                 if field in ("kernel_size", "filters", "units"):
                     value = loaded.get_layer(layer).get_config()[field]
                     assert (list(value) if isinstance(value, tuple) else value) == change["to"]
             assert np.isfinite(_trains(keras, keras_json)), cause
-    # Between them the fixes edited kernels, padding, widths, activations and added a layer.
+    # Between them the fixes edited kernels, padding, widths, activations, added a layer (to
+    # a Sequential and a Functional model) and put an Activation in a ReLU layer's place.
     assert {"kernel_size", "padding", "filters", "units", "activation", "new layer"} <= seen
+    assert "type" in seen

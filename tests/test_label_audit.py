@@ -111,7 +111,10 @@ def test_the_plans_audit_step_reports_the_audit_and_retrains_without_the_suspect
     ctx, report, planned = _audit_labels(session, static_ctx, static_report(request, None))
     assert report.label_audit is not None and ctx.label_audit is report.label_audit
     assert report.causes[0].id == "noisy_labels"
-    assert any(p.name == CLEAN_LABELS and p.tests == "noisy_labels" for p in planned)
-    clean = session.data_of[CLEAN_LABELS]
-    dropped = len(report.label_audit.suspects)
-    assert len(clean.y_train) + len(clean.y_val) == N - dropped
+    probe = next(p for p in planned if p.name == CLEAN_LABELS)
+    assert probe.tests == "noisy_labels"
+    # The probe trains the label fix itself: the runner drops the rows its run lists.
+    suspects = sorted(q.index for q in report.label_audit.suspects)
+    assert probe.change == {"data": {"drop_examples": suspects}}
+    clean = session.data_for(probe)
+    assert len(clean.y_train) + len(clean.y_val) == N - len(suspects)

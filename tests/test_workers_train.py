@@ -12,7 +12,7 @@ import pytest
 
 from service.schemas.run import RunSpec
 from workers import data as data_module
-from workers.data import ProbeData, apply_preprocessing, from_sample, stand_in
+from workers.data import ProbeData, apply_preprocessing, from_sample, stand_in, without_rows
 
 HW = 16
 
@@ -55,6 +55,16 @@ def test_from_sample_caps_and_holds_out_every_class() -> None:
     assert "300 of the sample's 1000" in data.note
     again = from_sample(x, y, cap=300, seed=1)
     assert np.array_equal(data.x_train, again.x_train)
+
+
+def test_a_label_fix_drops_the_rows_it_lists_and_refuses_rows_the_sample_lacks() -> None:
+    x, y = np.arange(10, dtype=np.float32)[:, None], np.arange(10) % 2
+    kept_x, kept_y = without_rows(x, y, [7, 2, 2])
+    assert kept_x[:, 0].tolist() == [0, 1, 3, 4, 5, 6, 8, 9] and len(kept_y) == 8
+    with pytest.raises(ValueError, match="row 10"):
+        without_rows(x, y, [10])
+    with pytest.raises(ValueError, match="leaves 1"):
+        without_rows(x, y, list(range(9)))
 
 
 def test_preprocessing_uses_training_statistics() -> None:

@@ -100,6 +100,21 @@ def _random_split(
     return order[held:], np.sort(order[:held])
 
 
+def without_rows(
+    x: np.ndarray, y: np.ndarray, rows: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The sample without `rows` (0-based rows of the upload, as a label fix lists them)."""
+    drop = np.unique(np.asarray(rows, dtype=np.int64))
+    if len(drop) and drop[-1] >= len(y):
+        raise ValueError(
+            f"data.drop_examples names row {int(drop[-1])}, but the sample has {len(y)} rows"
+        )
+    keep = np.setdiff1d(np.arange(len(y)), drop)
+    if len(keep) < 2:
+        raise ValueError(f"data.drop_examples leaves {len(keep)} of the sample's {len(y)} rows")
+    return x[keep], y[keep]
+
+
 def stratified_split(
     y: np.ndarray, val_fraction: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -137,3 +137,12 @@ def audit(x: np.ndarray, y: np.ndarray, classes: int | None = None, seed: int = 
         flip_matrix=[[round(float(v), 4) for v in row] for row in noise_matrix],
         suspects=suspects,
     )
+
+
+def audit_upload(x: np.ndarray, y: np.ndarray, classes: int | None, cap: int) -> LabelAudit:
+    """The audit a probe run makes of an uploaded sample: at most `cap` examples (a seeded
+    choice, as many as a probe trains on), its suspects named by their row in the upload."""
+    rows = np.sort(np.random.default_rng(0).permutation(len(y))[:cap])
+    found = audit(x[rows], y[rows], classes)
+    mapped = [q.model_copy(update={"index": int(rows[q.index])}) for q in found.suspects]
+    return found.model_copy(update={"suspects": mapped})

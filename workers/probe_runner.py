@@ -20,7 +20,7 @@ from service.analysis.architecture import Architecture, describe
 from service.analysis.evidence import Context
 from service.analysis.labels import with_audit
 from service.analysis.patch import patched
-from service.analysis.probes import CLEAN_LABELS, LABEL_AUDIT, Outcome, Probe, plan
+from service.analysis.probes import LABEL_AUDIT, Outcome, Probe, plan
 from service.analysis.report import build_context
 from service.analysis.verdict import (
     MIN_STEPS,
@@ -44,7 +44,7 @@ from service.schemas.run import RunSpec
 from service.settings import Settings
 from service.store import Store
 from workers.celery_app import DELIVER_WEBHOOK, app
-from workers.data import ProbeData, from_sample, stand_in
+from workers.data import ProbeData, from_sample, stand_in, without_rows
 from workers.train import TrainResult, lr_range_test, train
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,21 @@ class Session:
             self.runs[probe.name] = (run, arch)
         return self.runs[probe.name]
 
+    def data_for(self, probe: Probe) -> ProbeData:
+        """What the probe trains on: the sample without the rows its run drops (a label fix's
+        `data.drop_examples`, e.g. the combined fix or `clean_labels`), else the session's."""
+        if probe.name not in self.data_of:
+            run, _ = self.run_of(probe)
+            drop = run.data.drop_examples if run.data else None
+            own = self.request.run.data.drop_examples if self.request.run.data else None
+            if self.sample is None or not drop or drop == own:
+                return self.data
+            x, y = self.sample
+            self.data_of[probe.name] = from_sample(
+                *without_rows(x, y, drop), cap=self.settings.probe_max_examples
+            )
+        return self.data_of[probe.name]
+
     def measure(self, probe: Probe, seed: int, rung: int, steps: int, start: int) -> dict[str, Any]:
         """Train (or recall) one probe for one seed up to `start + steps` steps."""
         key = f"{probe.name}|{seed}|{rung}"
@@ -149,7 +164,7 @@ class Session:
         run, arch = self.run_of(probe)
         result: TrainResult = train(
             run,
-            self.data_of.get(probe.name, self.data),
+            self.data_for(probe),
             steps if weights is not None else start + steps,
             seed,
             eval_every=self.eval_every,
@@ -249,8 +264,10 @@ def _session(
             )
         if not np.isfinite(x).all():
             raise ValueError("the sample holds NaN or Inf inputs: training on it is meaningless")
-        data = from_sample(x, y, cap=settings.probe_max_examples)
         sample = (x, y)
+        if run.data and run.data.drop_examples:  # a fixed run: the user dropped these rows
+            x, y = without_rows(x, y, run.data.drop_examples)
+        data = from_sample(x, y, cap=settings.probe_max_examples)
     else:
         lo = run.data.input_min if run.data and run.data.input_min is not None else 0.0
         hi = run.data.input_max if run.data and run.data.input_max is not None else 1.0
@@ -313,24 +330,15 @@ def _probe(s: Session, static: Report) -> Report:
 
 def _audit_labels(s: Session, ctx: Context, static: Report) -> tuple[Context, Report, list[Probe]]:
     """The plan's label_audit step: audit the sample, fold the audit into the report, plan
-    again (a `clean_labels` probe trains on the sample without the suspects)."""
-    from workers.label_audit import audit
+    again (a `clean_labels` probe drops the suspects: `Session.data_for` trains it without)."""
+    from workers.label_audit import audit_upload
 
     assert s.sample is not None
     x, y = s.sample
     s.progress(LABEL_AUDIT)
-    # The audit reads at most as many examples as a probe trains on (a seeded choice); its
-    # suspects are mapped back to rows of the upload.
-    rows = np.sort(np.random.default_rng(0).permutation(len(y))[: s.settings.probe_max_examples])
-    found = audit(x[rows], y[rows], ctx.num_classes)
-    mapped = [q.model_copy(update={"index": int(rows[q.index])}) for q in found.suspects]
-    ctx = replace(ctx, label_audit=found.model_copy(update={"suspects": mapped}))
+    found = audit_upload(x, y, ctx.num_classes, s.settings.probe_max_examples)
+    ctx = replace(ctx, label_audit=found)
     static = with_audit(static, ctx)
-    assert ctx.label_audit is not None
-    suspects = np.array([q.index for q in ctx.label_audit.suspects], dtype=np.int64)
-    keep = np.setdiff1d(np.arange(len(y)), suspects)
-    if len(keep) >= 2:
-        s.data_of[CLEAN_LABELS] = from_sample(x[keep], y[keep], cap=s.settings.probe_max_examples)
     return ctx, static, plan(ctx, static)
 
 

@@ -17,7 +17,6 @@ import hashlib
 import io
 import json
 import math
-import os
 import sys
 import time
 import traceback
@@ -38,6 +37,7 @@ from bench.faults.recipes import (
     Recipe,
     RunConfig,
 )
+from bench.tf_setup import small_tensorflow
 
 DEFAULT_OUT = Path(__file__).parent / "data"
 SAMPLE_SIZE = 512
@@ -333,12 +333,7 @@ def _shorten(recipe: Recipe) -> Recipe:
 
 def _setup_tensorflow() -> None:
     """Deterministic kernels; at most two threads (the machine is small and shared)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(2)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    tf.config.experimental.enable_op_determinism()
+    small_tensorflow(deterministic=True)
 
 
 def run_all(

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import re
 import sys
 import time
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from bench.faults.generate import save_sample, write_cases
+from bench.tf_setup import small_tensorflow
 
 HERE = Path(__file__).parent
 SCRIPTS = HERE / "scripts"
@@ -210,11 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--only", nargs="+", metavar="NAME")
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    small_tensorflow()
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(2)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
     tf.get_logger().setLevel("ERROR")
     paths = sorted(SCRIPTS.glob("*.py"))
     if args.only:

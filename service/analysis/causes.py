@@ -185,7 +185,23 @@ def learning_rate_too_low(ctx: Context) -> Found:
 def _learned(ctx: Context) -> bool:
     """The loss fell by a real part of chance (or of where it started) with nothing severe."""
     c = ctx.curve
-    return not ctx.severe and c.total_drop is not None and c.total_drop > 0.3
+    if ctx.severe or c.total_drop is None:
+        return False
+    first, final = c.first_loss, c.final_loss
+    halved = first is not None and final is not None and 0 < final < 0.5 * first
+    return c.total_drop > 0.3 or halved
+
+
+# After validation's best epoch an overfitting model goes on fitting its training set: the
+# training loss loses at least this share of its value. Less, and the validation rise is the
+# weights moving (a large step, noise), not memorisation.
+MEMORISED = 0.5
+
+
+def wandering(ctx: Context) -> bool:
+    """Validation rose from its best while the training loss hardly fell."""
+    fall = ctx.curve.train_fall_after_val_best
+    return ctx.curve.overfits and fall is not None and fall < MEMORISED
 
 
 # ---- missing_lr_decay ---------------------------------------------------------------------
@@ -199,6 +215,13 @@ DECAY_STILL_FALLING = -1.5  # the loss is still falling: decay would slow it
 DECAY_BLEW_UP = -1.0  # the run blew up, which a schedule only postpones
 DECAY_SMALL_RATE = -1.0  # the rate is already small for the optimizer
 DECAY_LARGE_RATE_LEARNED = 1.5  # a large rate that learned must shrink to settle lower
+# Validation rose from its best while training stood still, at a large step: the weights
+# wander around the minimum (the same observation overfitting reads when training fell).
+DECAY_VAL_WANDERS = 3.0
+# The second half of the run bettered the first half's best training loss by less than this
+# share: at a large constant step the loss stopped improving.
+STALLED_GAIN = 0.1
+DECAY_STALLED_LARGE = 2.0
 
 
 def missing_lr_decay(ctx: Context) -> Found:
@@ -252,8 +275,32 @@ def missing_lr_decay(ctx: Context) -> Found:
                 "loss fell: a step this size needs to shrink to settle lower",
             )
         )
+    large = r is not None and r.effective >= 3 * r.band.typical
+    if r is not None and large and not decays and _learned(ctx) and wandering(ctx):
+        ev.append(
+            Evidence(
+                DECAY_VAL_WANDERS,
+                f"validation loss rose from its best (epoch {c.val_min_epoch}) while the "
+                f"training loss hardly fell: at {r.describe()} the weights keep moving "
+                "instead of settling",
+            )
+        )
+    # Stalled low, not high: a rate too large for the optimizer stalls far above the minimum
+    # (learning_rate_too_high); a large rate without decay gets close, then cannot settle.
+    gain = c.late_gain
+    low = _learned(ctx) and _fits_training_data(ctx)
+    stalled = gain is not None and gain < STALLED_GAIN
+    if r is not None and large and not decays and low and stalled:
+        ev.append(
+            Evidence(
+                DECAY_STALLED_LARGE,
+                f"the training loss got low, then the second half of the run lowered its "
+                f"best by only {max(gain or 0.0, 0.0):.0%}: at {r.describe()} it stopped "
+                "improving",
+            )
+        )
     lr = r.learning_rate if r else 1e-3
-    return ev, lambda: fixes.step_decay(run, lr, run.epochs or ctx.curve.epochs)
+    return ev, lambda: fixes.cosine_decay(run, lr, run.epochs or ctx.curve.epochs)
 
 
 # ---- poor_weight_initialization -----------------------------------------------------------
@@ -843,7 +890,11 @@ def _widen_fix(ctx: Context) -> Fix:
     activate = linear if len(linear) == len(hidden) else frozenset()
     # One hidden weighted layer feeding a dense output: too shallow, whatever its width.
     out = ctx.run.model.layers[-1]
-    deepen = len(hidden) <= 1 and out.type == "dense" and fixes.can_insert(ctx.run)
+    deepen = (
+        len(hidden) <= 1
+        and out.type == "dense"
+        and fixes.can_insert(ctx.run, ctx.layer_names[-1], ctx.layer_names)
+    )
     return fixes.widen(ctx.run, ctx.layer_names, conv, dense, activate, deepen) or fixes.none(
         summary, f"no hidden layer has fewer than {conv} filters or {dense} units"
     )
@@ -861,6 +912,7 @@ OVERFIT_VAL_FAR_ABOVE = 1.5  # validation stays far above training
 OVERFIT_LOW_TRAIN = 0.5  # the training loss itself is low
 OVERFIT_NO_AUGMENTATION = 0.5  # a described pipeline without augmentation
 OVERFIT_MANY_PARAMS = 0.5  # more than 100 parameters per training example
+OVERFIT_NOT_MEMORISING = -1.5  # validation rose, but training stood still meanwhile
 
 
 def overfitting(ctx: Context) -> Found:
@@ -868,15 +920,26 @@ def overfitting(ctx: Context) -> Found:
     c = ctx.curve
     if c.overfits:
         rise = f"{c.val_rise * ctx.chance:.3g} " if ctx.chance and c.val_rise else ""
-        # Overfitting needs a model that fits its training data; with the training loss still
-        # high, the causes of that come first.
+        wanders = wandering(ctx)
+        # Overfitting needs a model that fits its training data, and goes on fitting it while
+        # validation rises; otherwise the causes of the high or stalled loss come first.
         ev.append(
             Evidence(
-                OVERFIT_VAL_ROSE if _fits_training_data(ctx) else OVERFIT_VAL_ROSE_UNFITTED,
-                f"validation loss rose {rise}from its best (epoch "
-                f"{c.val_min_epoch}) while training loss kept falling",
+                OVERFIT_VAL_ROSE
+                if _fits_training_data(ctx) and not wanders
+                else OVERFIT_VAL_ROSE_UNFITTED,
+                f"validation loss rose {rise}from its best (epoch {c.val_min_epoch})"
+                + ("" if wanders else " while training loss kept falling"),
             )
         )
+        if wanders:
+            ev.append(
+                Evidence(
+                    OVERFIT_NOT_MEMORISING,
+                    f"the training loss fell only {c.train_fall_after_val_best:.0%} after that "
+                    "epoch: the model did not go on memorising its training set",
+                )
+            )
     elif c.val_gap is not None and c.val_gap > 0.3 and ctx.chance:
         ev.append(Evidence(OVERFIT_VAL_FAR_ABOVE, "validation loss stays far above training loss"))
     if ev:
@@ -1272,6 +1335,10 @@ def _regression_head(ctx: Context, act: str) -> list[Evidence]:
     return ev
 
 
+# Layer types that are an activation of their own class (Keras ReLU, Softmax …).
+_ACTIVATION_CLASSES = {"relu", "leaky_relu", "prelu", "softmax"}
+
+
 def _head(ctx: Context) -> set[str]:
     """The last weighted layer and everything after it: where the output activation lives."""
     assert ctx.arch is not None
@@ -1290,7 +1357,8 @@ def _head_fix(ctx: Context, activation: str, summary: str) -> Fix:
 def _head_edits(ctx: Context, activation: str, units: int | None) -> fixes.Edits:
     """Edits of the head (the last weighted layer and the layers after it) so that the model
     ends in `activation`: the weighted layer gets it when nothing follows, else stays linear
-    and the last Activation layer applies it. ReLU/Softmax layer classes are not rewritten."""
+    and the last activation layer applies it (a ReLU, LeakyReLU, PReLU or Softmax layer is
+    replaced by an Activation layer of the same name)."""
     assert ctx.run.model is not None and ctx.run.model.layers is not None
     head = _head(ctx) if ctx.arch is not None else set(ctx.layer_names[-1:])
     pairs = list(zip(ctx.run.model.layers, ctx.layer_names, strict=True))
@@ -1308,6 +1376,8 @@ def _head_edits(ctx: Context, activation: str, units: int | None) -> fixes.Edits
                 out["units"] = units
         elif layer.type == "activation" and layer.activation != want:
             out["activation"] = want
+        elif layer.type in _ACTIVATION_CLASSES and not (layer.type == want == "softmax"):
+            out = {"type": "activation", "activation": want}  # an Activation in its place
         edits[name] = out
     return edits
 

@@ -40,6 +40,12 @@ class CurveFacts:
     val_best: float | None = None  # the lowest validation loss, as reported
     overfits: bool = False  # validation loss rose well above its best while training fell
     linear_descent: bool = False  # a straight, unsaturated fall from near chance, still high
+    # Share of its value the training loss lost after validation's best epoch: near 1 the
+    # model went on memorising the training set; near 0 it stood still while validation rose.
+    train_fall_after_val_best: float | None = None
+    # How much lower the second half's best training loss is than the first half's, as a
+    # share of the latter (0: the second half of the run made no progress).
+    late_gain: float | None = None
     final_accuracy: float | None = None
     final_val_accuracy: float | None = None
     symptoms: list[Symptom] = field(default_factory=list)
@@ -150,12 +156,35 @@ def analyze(history: History, chance: float | None, num_classes: int | None) -> 
         val_best=val.best,
         overfits=val.overfits,
         linear_descent=_linear_descent(loss, chance),
+        train_fall_after_val_best=_train_fall_after(history, val.min_epoch),
+        late_gain=_late_gain(loss),
         final_accuracy=_last_finite(history.series("accuracy") or history.series("acc")),
         final_val_accuracy=_last_finite(
             history.series("val_accuracy") or history.series("val_acc")
         ),
         symptoms=symptoms,
     )
+
+
+def _late_gain(loss: np.ndarray) -> float | None:
+    if len(loss) < 6:
+        return None
+    early, late = float(loss[: len(loss) // 2].min()), float(loss[len(loss) // 2 :].min())
+    return (early - late) / early if early > 0 else None
+
+
+def _train_fall_after(history: History, epoch: int | None) -> float | None:
+    """(training loss at `epoch` − at the end) / at `epoch`, over the epochs where both
+    losses are finite (the end: the median of the last few, as for the validation rise)."""
+    if epoch is None or not history.val_loss:
+        return None
+    val, train = np.asarray(history.val_loss, float), np.asarray(history.loss, float)
+    m = min(len(val), len(train))
+    ok = np.isfinite(val[:m]) & np.isfinite(train[:m])
+    t = train[:m][ok]
+    at = float(train[epoch - 1])
+    k = max(1, min(3, len(t) // 4))
+    return (at - float(_median(t[-k:]))) / at if at > 0 and len(t) else None
 
 
 # Straight-line descent: the line explains this share of the curve's variance ...

@@ -41,6 +41,8 @@ _OPTIMIZER_CLASS = {
 }
 # Optimizer arguments worth keeping in the Keras line when the user set them.
 _KEEP = ("momentum", "nesterov", "beta_1", "beta_2", "rho", "weight_decay", "clipnorm")
+# Layer-list types whose Keras class name is not the CamelCase of the type.
+_KERAS_CLASS = {"relu": "ReLU", "leaky_relu": "LeakyReLU", "prelu": "PReLU", "softmax": "Softmax"}
 _LAYER_CLASS = {
     "conv1d": "Conv1D",
     "conv2d": "Conv2D",
@@ -131,6 +133,26 @@ def step_decay(run: RunSpec, initial_lr: float, epochs: int | None) -> Fix:
         keras=[
             "keras.callbacks.LearningRateScheduler("
             f"lambda epoch: {lr:g} * 0.5 ** (epoch // {every}))  # in model.fit(callbacks=[...])"
+        ],
+        patch={"lr_schedule": schedule},
+    )
+
+
+def cosine_decay(run: RunSpec, initial_lr: float, epochs: int | None) -> Fix:
+    """Anneal the rate along a half cosine to zero over the run: the last epochs take steps
+    small enough to settle into the minimum the large early steps found, whatever the run's
+    length (a step schedule's period would have to be fitted to it)."""
+    lr = _round(initial_lr)
+    schedule = {"name": "cosine", "initial_lr": lr, "alpha": 0.0}
+    before = run.lr_schedule.model_dump(exclude_none=True) if run.lr_schedule else None
+    span = f"the run's {epochs} epochs" if epochs else "the run"
+    return Fix(
+        summary=f"Decay the learning rate: start at {lr:g} and anneal it to 0 along a cosine "
+        f"over {span}",
+        changes=[_change(path="lr_schedule", from_=before, to=schedule)],
+        keras=[
+            f"keras.optimizers.schedules.CosineDecay({lr:g}, decay_steps={epochs or 'epochs'} "
+            "* steps_per_epoch)  # the optimizer's learning_rate"
         ],
         patch={"lr_schedule": schedule},
     )
@@ -252,7 +274,8 @@ def model_fix(
 ) -> Fix:
     """A fix that changes fields of named layers, and inserts hidden Dense layers (`inserts`:
     {the layer to insert before: {"name", "units", "activation"}}), in the form the run's
-    model came in. Inserting needs a Sequential model or a plain layer list (`can_insert`)."""
+    model came in (see `can_insert`). An edit's `type` field replaces the layer by one of that
+    type under the same name (an Activation layer in place of a ReLU or Softmax layer)."""
     assert run.model is not None and run.model.layers is not None
     by_name = dict(zip(names, run.model.layers, strict=True))
     # A shared layer's later calls take their owner's settings: only the owner is edited.
@@ -281,6 +304,12 @@ def model_fix(
                     to=_plain(value),
                 )
             )
+        if "type" in fields:  # the layer replaced by one of another class, under its name
+            cls = _LAYER_CLASS.get(fields["type"], fields["type"])
+            args = ", ".join(_py(v) for k, v in fields.items() if k != "type")
+            replaced = _KERAS_CLASS.get(layer.type, layer.type)
+            lines.append(f'keras.layers.{cls}({args}, name="{name}")  # instead of {replaced}')
+            continue
         cls = _LAYER_CLASS.get(layer.type, layer.type)
         args = ", ".join(f"{field}={_py(value)}" for field, value in fields.items())
         lines.append(f'keras.layers.{cls}(..., {args}, name="{name}")')
@@ -295,24 +324,31 @@ def model_fix(
     else:
         out = []
         for layer, name in zip(run.model.layers, names, strict=True):
-            if name in inserts:
-                out.append({"type": "dense", **inserts[name]})
             doc = layer.model_dump(mode="json", exclude_none=True)
-            doc.update({k: _plain(v) for k, v in edits.get(name, {}).items()})
+            if name in inserts:
+                new = {"type": "dense", **inserts[name]}
+                if layer.inputs is not None:  # the new layer takes over the named layer's input
+                    new["inputs"], doc["inputs"] = layer.inputs, [new["name"]]
+                out.append(new)
+            fields = edits.get(name, {})
+            if "type" in fields:  # a layer of another class: only its name and inputs stay
+                doc = {k: doc[k] for k in ("name", "inputs") if k in doc}
+            doc.update({k: _plain(v) for k, v in fields.items()})
             out.append(doc)
         patch = {"model": {"input_shape": run.model.input_shape, "layers": out}}
     return Fix(summary=summary, changes=changes, keras=lines, patch=patch)
 
 
-def can_insert(run: RunSpec) -> bool:
-    """Whether a fix can add layers to this run's model: a Sequential Keras model, or a layer
-    list without branches."""
-    if run.model is None or run.model.layers is None:
+def can_insert(run: RunSpec, before: str, names: list[str]) -> bool:
+    """Whether a fix can add a layer before layer `before` (named as `names` name the layer
+    list): it must take one input, which the new layer then takes over."""
+    if run.model is None or run.model.layers is None or before not in names:
         return False
     document = run.model.keras_document()
     if document is not None:
-        return keras_edit.can_insert(document)
-    return all(layer.inputs is None for layer in run.model.layers)
+        return keras_edit.can_insert(document, before)
+    layer = run.model.layers[names.index(before)]
+    return layer.inputs is None or len(layer.inputs) == 1
 
 
 def initializer_for(activation: str | None) -> str:
@@ -520,6 +556,8 @@ def with_loss(fix: Fix, run: RunSpec, name: str, from_logits: bool) -> Fix:
     """`fix` that also sets the loss (its other arguments kept)."""
     before = run.loss.model_dump(exclude_none=True) if run.loss else None
     loss = {**(before or {}), "name": name, "from_logits": from_logits}
+    if loss == before:  # the loss is right already: the model change is the fix
+        return fix
     cls = "".join(part.capitalize() for part in name.split("_"))
     return fix.model_copy(
         update={

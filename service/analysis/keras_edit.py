@@ -8,12 +8,16 @@ result loads with `keras.models.model_from_json`.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator
 from typing import Any
 
 # Layer-list field → the Keras config key it comes from (the same name unless listed).
 _KEY = {"learn_scale": "scale"}
+# Layer classes a fix may put in place of another (by layer-list type).
+_CLASS = {"activation": "Activation"}
+_KEPT_ON_SWAP = ("name", "trainable", "dtype")  # what a replaced layer keeps of its config
 # Initializers by their snake_case name → Keras class.
 _INITIALIZERS = {
     "he_normal": "HeNormal",
@@ -43,8 +47,9 @@ def edit(
     """`keras_json` (as sent: a string or a parsed dict) with `edits` {layer name: {field:
     value}} applied and `inserts` {layer name: new Dense layer's config} placed before the
     named layers, in the same form. The argument is never modified: a dict comes back sharing
-    what the edits leave unchanged. Raises KeyError for a layer name it does not hold, and
-    ValueError for an insert into a model that is not Sequential."""
+    what the edits leave unchanged. An edit's `type` puts a layer of that type in place of the
+    named one (an Activation layer for a ReLU or Softmax layer). Raises KeyError for a layer
+    name it does not hold, and ValueError for an insert `can_insert` refuses."""
     doc = json.loads(keras_json) if isinstance(keras_json, str) else keras_json
     if inserts:
         doc = _insert(doc, inserts)
@@ -79,8 +84,16 @@ def _edited(
                 new = {k: v for k, v in entry.items() if k != "build_config"}
             if name in edits:
                 missing.discard(name)
+                fields = dict(edits[name])
                 changed = dict(layer_config)
-                for field, value in edits[name].items():
+                if "type" in fields:  # another layer class in its place
+                    new = {
+                        **new,
+                        "class_name": _CLASS[fields.pop("type")],
+                        "module": "keras.layers",
+                    }
+                    changed = {k: v for k, v in layer_config.items() if k in _KEPT_ON_SWAP}
+                for field, value in fields.items():
                     changed[_KEY.get(field, field)] = keras_value(field, value)
                 if entry.get("config"):
                     new = {**new, "config": changed}
@@ -94,10 +107,12 @@ def _edited(
 
 
 def _insert(doc: dict[str, Any], inserts: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """New Dense layers into a Sequential model's list (a Functional one would need its
-    graph rewired, which this editor does not do); `doc` itself is not modified."""
-    if doc.get("class_name") != "Sequential":
-        raise ValueError("layers can be inserted into a Sequential model only")
+    """New Dense layers into the model's list, each before the named layer; in a Functional
+    model the new layer takes over the named layer's input, and the named layer is called on
+    the new layer's output. `doc` itself is not modified."""
+    kind = doc.get("class_name")
+    if kind not in ("Sequential", "Functional"):
+        raise ValueError("layers can be inserted into a Sequential or Functional model only")
     entries = list(doc["config"]["layers"])
     for before, config in inserts.items():
         at = next(
@@ -106,24 +121,68 @@ def _insert(doc: dict[str, Any], inserts: dict[str, dict[str, Any]]) -> dict[str
         )
         if at is None:
             raise KeyError(f"no layer named {before!r} in the Keras JSON")
-        entries.insert(
-            at,
-            {
-                "module": "keras.layers",
-                "class_name": "Dense",
-                "config": {k: keras_value(k, v) for k, v in config.items()},
-                "registered_name": None,
-            },
-        )
+        new: dict[str, Any] = {
+            "module": "keras.layers",
+            "class_name": "Dense",
+            "config": {k: keras_value(k, v) for k, v in config.items()},
+            "registered_name": None,
+        }
+        target = _rewired(entries[at], new, config) if kind == "Functional" else entries[at]
+        entries.insert(at, new)
         # Its input is now the new layer.
-        entries[at + 1] = {k: v for k, v in entries[at + 1].items() if k != "build_config"}
+        entries[at + 1] = {k: v for k, v in target.items() if k != "build_config"}
     return {**doc, "config": {**doc["config"], "layers": entries}}
 
 
-def can_insert(keras_json: str | dict[str, Any]) -> bool:
-    """Whether `edit` can insert layers into this model (a Sequential one)."""
+def _rewired(target: dict[str, Any], new: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """`new` called on `target`'s input tensor; returns `target` called on `new`'s output
+    (Keras 3's serialized call: one inbound node whose args are the input tensors)."""
+    tensor = _single_input(target)
+    if tensor is None:
+        name = (target.get("config") or {}).get("name")
+        raise ValueError(f"layer {name!r} is not called once on one tensor: nothing to insert")
+    new["name"] = config["name"]
+    new["inbound_nodes"] = copy.deepcopy(target["inbound_nodes"])
+    out = copy.deepcopy(tensor)
+    shape = out["config"].get("shape")
+    if isinstance(shape, list) and shape:
+        out["config"]["shape"] = [*shape[:-1], config["units"]]
+    out["config"]["keras_history"] = [config["name"], 0, 0]
+    nodes = copy.deepcopy(target["inbound_nodes"])
+    nodes[0]["args"] = [out]
+    return {**target, "inbound_nodes": nodes}
+
+
+def _single_input(entry: dict[str, Any]) -> dict[str, Any] | None:
+    """The one tensor a Functional layer entry is called on, or None (shared layer, several
+    inputs, or a format this editor does not know)."""
+    nodes = entry.get("inbound_nodes")
+    if not isinstance(nodes, list) or len(nodes) != 1 or not isinstance(nodes[0], dict):
+        return None
+    args = nodes[0].get("args")
+    if not isinstance(args, list) or len(args) != 1 or not isinstance(args[0], dict):
+        return None
+    tensor = args[0]
+    config = tensor.get("config")
+    if tensor.get("class_name") != "__keras_tensor__" or not isinstance(config, dict):
+        return None
+    return tensor if isinstance(config.get("keras_history"), list) else None
+
+
+def can_insert(keras_json: str | dict[str, Any], before: str) -> bool:
+    """Whether `edit` can insert a layer before layer `before`: any Sequential model; a
+    Functional one where that layer is called once, on one tensor."""
     doc = json.loads(keras_json) if isinstance(keras_json, str) else keras_json
-    return isinstance(doc, dict) and doc.get("class_name") == "Sequential"
+    if not isinstance(doc, dict):
+        return False
+    if doc.get("class_name") == "Sequential":
+        return True
+    if doc.get("class_name") != "Functional":
+        return False
+    for entry in (doc.get("config") or {}).get("layers") or []:
+        if isinstance(entry, dict) and (entry.get("config") or {}).get("name") == before:
+            return _single_input(entry) is not None
+    return False
 
 
 def current(keras_json: str | dict[str, Any], name: str, field: str) -> Any:

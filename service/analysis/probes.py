@@ -151,7 +151,8 @@ def _label_steps(ctx: Context) -> list[Probe]:
     if audit is None:
         return [Probe(LABEL_AUDIT, "", {}, needs_sample=True)]
     if label_noise_alarm(audit) and audit.suspects:
-        return [Probe(CLEAN_LABELS, "noisy_labels", {}, needs_sample=True)]
+        drop = fixes.drop_suspect_labels(audit.suspects).patch  # the label fix, as trained
+        return [Probe(CLEAN_LABELS, "noisy_labels", drop, needs_sample=True)]
     return []
 
 
