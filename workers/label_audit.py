@@ -18,7 +18,6 @@ FOLDS = 4
 # out-of-sample probabilities averaged: one judge's quirks on one split then do not make a
 # suspect, and the averaged probabilities are better calibrated.
 REPEATS = 2
-MAX_SUSPECTS = 200
 METHOD = (
     "cleanlab find_label_issues (filter_by=both) on {k}-fold out-of-sample MLP probabilities "
     "averaged over {r} splits; suspects whose given label gets under 1/C"
@@ -126,7 +125,7 @@ def audit(x: np.ndarray, y: np.ndarray, classes: int | None = None, seed: int = 
             likely=int(likely[i]),
             confidence=round(float(probs[i, likely[i]]), 4),
         )
-        for i in ruled_out[:MAX_SUSPECTS]
+        for i in ruled_out
     ]
     return LabelAudit(
         method=METHOD.format(k=FOLDS, r=REPEATS),

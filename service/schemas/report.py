@@ -133,7 +133,8 @@ class LabelAudit(BaseModel):
         description="Estimated P(given label = i | true label = j), rows i, columns j."
     )
     suspects: list[LabelSuspect] = Field(
-        description="Examples flagged as label issues, most doubtful first (at most 200)."
+        description="Every example flagged as a label issue, most doubtful first: the label "
+        "fix drops all of them."
     )
 
 
