@@ -8,8 +8,9 @@ Against a real Redis (store and broker; the database given is flushed) and one r
 
 1. `--sequential` probe diagnoses one after another, each of a small CNN on 256 real
    Fashion-MNIST images (14×14) with an unscaled initializer, one seed, `--budget` seconds.
-   Per diagnosis: the pool child's peak resident memory while it ran (polled every 0.25 s),
-   the child's pid (a change is a recycled child), wall time, final status.
+   Per diagnosis: the child that ran it (the pool child whose CPU time grew most meanwhile;
+   a change of pid is a recycled child), that child's peak resident memory during it (the
+   kernel's high-water mark, reset when the diagnosis starts), wall time, final status.
 2. `--burst` diagnoses submitted at once, alternating between two tenants, one worker:
    per tenant the time from submission to result and the order results came back in.
 
@@ -30,7 +31,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,19 +91,69 @@ class Soak:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-def rss_mb(pid: int) -> float:
+def peak_rss_mb(pid: int) -> float:
+    """The process' resident high-water mark (VmHWM), in MB; 0 once it is gone."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return 0.0
 
 
+def reset_peak_rss(pid: int) -> None:
+    """Start the high-water mark again from the current RSS (Linux ≥ 4.0, own processes)."""
+    with suppress(OSError):
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def cpu_ticks(pid: int) -> int:
+    """User + system CPU time the process has used, in clock ticks; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+
+
 def pool_children(pid: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
     return [int(p) for p in out.stdout.split()]
+
+
+@dataclass
+class ChildWatch:
+    """The pool children seen while one diagnosis ran: which one ran it, and its peak.
+
+    Right after a recycled child's last diagnosis the old child is still alive (exiting)
+    while its replacement starts the next one, so "the child with the highest RSS" can be
+    the wrong one. The child that ran the diagnosis is the one that used the most CPU
+    during it (TensorFlow's training); an exiting or idle child uses next to none.
+    """
+
+    cpu_at_start: dict[int, int] = field(default_factory=dict)
+    cpu_last: dict[int, int] = field(default_factory=dict)
+    peak_mb: dict[int, float] = field(default_factory=dict)
+
+    def start(self, children: list[int]) -> None:
+        for pid in children:
+            reset_peak_rss(pid)
+            self.cpu_at_start[pid] = cpu_ticks(pid)
+
+    def poll(self, children: list[int]) -> None:
+        for pid in children:
+            ticks, peak = cpu_ticks(pid), peak_rss_mb(pid)
+            if ticks:  # a child that exited between pgrep and here keeps its last reading
+                self.cpu_last[pid] = ticks
+                self.peak_mb[pid] = max(peak, self.peak_mb.get(pid, 0.0))
+
+    def ran_it(self) -> tuple[int | None, float]:
+        """(pid, peak MB) of the child that ran the diagnosis; (None, 0) if none was seen."""
+        if not self.cpu_last:
+            return None, 0.0
+        pid = max(self.cpu_last, key=lambda p: self.cpu_last[p] - self.cpu_at_start.get(p, 0))
+        return pid, self.peak_mb[pid]
 
 
 @contextmanager
@@ -195,18 +246,19 @@ def run_soak(
             return doc
 
         for i in range(sequential):
+            watch = ChildWatch()
+            watch.start(pool_children(proc.pid))
             started = time.monotonic()
             diagnosis_id = submit(TENANTS[0])
-            peak, child, status = 0.0, None, "stuck"
+            status = "stuck"
             while time.monotonic() - started < timeout:
-                for pid in pool_children(proc.pid):
-                    mb = rss_mb(pid)
-                    if mb > peak:
-                        peak, child = mb, pid
+                watch.poll(pool_children(proc.pid))
                 status = get(TENANTS[0], diagnosis_id)["status"]
                 if status in DONE:
                     break
                 time.sleep(0.25)
+            watch.poll(pool_children(proc.pid))  # a child that is recycled now is still there
+            child, peak = watch.ran_it()
             soak.sequential.append(
                 Sequential(i, status, round(time.monotonic() - started, 2), round(peak, 1), child)
             )
