@@ -1,7 +1,7 @@
 """Soak: many probe diagnoses through one real worker, its memory and its fairness recorded.
 
     .venv/bin/python -m bench.soak --redis redis://127.0.0.1:6379/12 \
-        [--sequential 200] [--burst 50] [--budget 2] [--out soak.json]
+        [--sequential 200] [--burst 50] [--budget 2] [--plan small] [--minutes M] [--out F]
 
 Against a real Redis (store and broker; the database given is flushed) and one real
 `lossdoctor worker` (prefork, one child), through the API in this process:
@@ -13,6 +13,9 @@ Against a real Redis (store and broker; the database given is flushed) and one r
    kernel's high-water mark, reset when the diagnosis starts), wall time, final status.
 2. `--burst` diagnoses submitted at once, alternating between two tenants, one worker:
    per tenant the time from submission to result and the order results came back in.
+
+`--minutes` caps the sequential part (on a shared machine): no diagnosis is started after
+that, the burst still runs, and the summary says how many ran.
 
 Targets (issue 14): peak RSS flat after warm-up (≤ 20 % growth from diagnosis 20 to the
 last, under 2 GB), no diagnosis failed or stuck, time per diagnosis not growing, no tenant
@@ -52,10 +55,13 @@ STUCK_HISTORY = {
 DONE = ("succeeded", "failed", "canceled")
 
 
-def small_run(dataset_id: str) -> dict[str, Any]:
+def small_run(dataset_id: str, plan: str = "full") -> dict[str, Any]:
+    """The soak's run. "full": every probe family (~28 trainings per diagnosis); "small": the
+    same run without its optimizer, so the analysis has no learning rate to question and the
+    plan skips the LR probes and the LR sweep (~12 trainings)."""
     init = {"name": "random_normal", "stddev": 1.0}
     conv = {"activation": "relu", "kernel_size": 3, "kernel_initializer": init}
-    return {
+    run: dict[str, Any] = {
         "model": {
             "input_shape": [14, 14, 1],
             "layers": [
@@ -73,6 +79,9 @@ def small_run(dataset_id: str) -> dict[str, Any]:
         "preprocessing": {"normalization": "none"},
         "data": {"dataset_id": dataset_id, "num_classes": 10, "num_examples": 256},
     }
+    if plan == "small":
+        del run["optimizer"]
+    return run
 
 
 @dataclass
@@ -190,6 +199,8 @@ def run_soak(
     budget: float,
     max_memory_mb: int | None = None,
     timeout: float = 900,
+    minutes: float | None = None,
+    plan: str = "full",
 ) -> Soak:
     redis.Redis.from_url(redis_url).flushdb()
     queue = f"soak-{uuid.uuid4().hex[:8]}"
@@ -215,6 +226,7 @@ def run_soak(
     soak = Soak(
         settings={
             "budget_seconds": budget,
+            "plan": plan,
             "worker_max_memory_mb": max_memory_mb or Settings().worker_max_memory_mb,
             "worker_max_tasks_per_child": Settings().worker_max_tasks_per_child,
         }
@@ -230,7 +242,7 @@ def run_soak(
 
         def submit(tenant: str) -> str:
             body = {
-                "run": small_run(datasets[tenant]),
+                "run": small_run(datasets[tenant], plan),
                 "history": STUCK_HISTORY,
                 "probes": {"enabled": True, "budget_seconds": budget, "seeds": 1},
             }
@@ -245,7 +257,10 @@ def run_soak(
             ).json()
             return doc
 
+        stop_at = time.monotonic() + 60 * minutes if minutes else None
         for i in range(sequential):
+            if stop_at is not None and time.monotonic() > stop_at:
+                break
             watch = ChildWatch()
             watch.start(pool_children(proc.pid))
             started = time.monotonic()
@@ -309,6 +324,13 @@ def summary(soak: Soak) -> dict[str, Any]:
             "seconds_median_after_warmup": round(first_t, 2),
             "seconds_median_last_quarter": round(last_t, 2),
         }
+        figures = out["sequential"]
+        out["targets"] = {
+            "rss_flat_within_20pct_and_under_2gb": figures["rss_growth_after_warmup"] <= 0.2
+            and figures["rss_peak_mb_max"] < 2048,
+            "none_failed_or_stuck": figures["failed_or_stuck"] == 0,
+            "time_not_growing": last_t <= 1.2 * first_t,
+        }
     if soak.burst:
         per: dict[str, Any] = {}
         order = sorted(soak.burst, key=lambda b: b["finished_at"])
@@ -324,6 +346,10 @@ def summary(soak: Soak) -> dict[str, Any]:
                 "in_first_half_of_results": sum(p < len(order) / 2 for p in positions),
             }
         out["burst"] = per
+        targets = out.setdefault("targets", {})
+        targets["burst_none_failed_or_stuck"] = not any(t["failed_or_stuck"] for t in per.values())
+        # Starved: a tenant with none of the first half of the results.
+        targets["no_tenant_starved"] = all(t["in_first_half_of_results"] > 0 for t in per.values())
     return out
 
 
@@ -340,12 +366,23 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=50)
     parser.add_argument("--budget", type=float, default=2.0)
     parser.add_argument("--max-memory-mb", type=int, default=None)
+    parser.add_argument("--minutes", type=float, default=None, help="cap on the sequential part")
+    parser.add_argument("--plan", choices=("full", "small"), default="full")
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     data = args.data_dir or Path(f"/tmp/lossdoctor-soak-{uuid.uuid4().hex[:8]}")
     data.mkdir(parents=True, exist_ok=True)
-    soak = run_soak(args.redis, data, args.sequential, args.burst, args.budget, args.max_memory_mb)
+    soak = run_soak(
+        args.redis,
+        data,
+        args.sequential,
+        args.burst,
+        args.budget,
+        args.max_memory_mb,
+        minutes=args.minutes,
+        plan=args.plan,
+    )
     result = {"summary": summary(soak), **asdict(soak)}
     text = json.dumps(result, indent=1)
     if args.out:
