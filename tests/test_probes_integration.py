@@ -200,7 +200,7 @@ def test_delete_cancels_a_running_diagnosis_and_the_worker_serves_on(stack: dict
 
 def test_sigkilled_worker_process_still_completes_the_diagnosis(stack: dict[str, Any]) -> None:
     client = stack["client"]
-    location = submit(client, stack["dataset"], budget=45)
+    location = submit(client, stack["dataset"], budget=15)
     wait_for(client, location, lambda d: d["progress"]["probes_done"] >= 2, timeout=120)
     children = pool_children(stack["worker"].pid)
     assert children, "prefork pool has no child"
@@ -270,7 +270,7 @@ def test_serve_alone_runs_probes_on_a_local_worker(tmp_path: Path) -> None:
         body = {
             "run": faulty_run(ds.json()["id"]),
             "history": STUCK,
-            "probes": {"enabled": True, "budget_seconds": 30, "seeds": 2},
+            "probes": {"enabled": True, "budget_seconds": 10, "seeds": 1},
         }
         r = httpx.post(base + "/v1/diagnoses", json=body)
         assert r.status_code == 202, r.text
