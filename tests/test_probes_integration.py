@@ -249,6 +249,9 @@ def test_serve_alone_runs_probes_on_a_local_worker(tmp_path: Path) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOSSDOCTOR_")}
     env.update(LOSSDOCTOR_DATA_DIR=str(tmp_path / "data"), TF_CPP_MIN_LOG_LEVEL="2")
+    # The stop below may come before the worker has taken in its finished task, which Celery
+    # then counts as running: a short grace keeps the stop inside the wait.
+    env.update(LOSSDOCTOR_WORKER_SHUTDOWN_SECONDS="2")
     log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "service.cli", "serve", "--port", str(port)],

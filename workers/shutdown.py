@@ -12,7 +12,9 @@ Two bounds, neither an exception that can be swallowed:
 - in the child, SIGQUIT ends the process with `os._exit` (its task is unacknowledged and
   goes back to the broker; every finished probe training is already stored);
 - in the main process, once the grace is over, a pool child still alive `KILL_AFTER`
-  seconds later (stuck in one long native call) gets SIGKILL.
+  seconds later (stuck in one long native call) gets SIGKILL, and so does any child the pool
+  forks after that (a child recycled just before the stop is replaced while the pool closes,
+  and the replacement waits for work that never comes while Celery joins it).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -64,12 +67,20 @@ def kill_pool_children(parent: int) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def _reap_pool_after(deadline: float, parent: int) -> None:
+    """From `deadline` seconds on, until this (main) process exits: no pool child lives."""
+    time.sleep(deadline)
+    while True:
+        kill_pool_children(parent)
+        time.sleep(0.5)
+
+
 class BoundedWorker(Worker):  # type: ignore[misc]  # Celery ships no type hints
     """`celery worker` whose cold shutdown kills a pool child that outlives its cancel."""
 
     def wait_for_soft_shutdown(self) -> None:
         super().wait_for_soft_shutdown()  # the grace for running probes
         # Celery cancels the running task (SIGQUIT to the child) and joins the pool next.
-        watchdog = threading.Timer(KILL_AFTER, kill_pool_children, args=[os.getpid()])
-        watchdog.daemon = True
-        watchdog.start()
+        threading.Thread(
+            target=_reap_pool_after, args=(KILL_AFTER, os.getpid()), daemon=True
+        ).start()
