@@ -6,8 +6,8 @@ timeout. billiard's SIGQUIT handler in the child raises SystemExit from wherever
 main thread is, and in a TensorFlow training loop that is often inside a weakref callback or
 a `__del__`, where Python prints "Exception ignored" and carries on: 3 of 30 and 13 of 40
 signals during a probe training in two runs of `python -m bench.quit_signal`. The child then
-trains on to the end of its
-diagnosis while the main process waits for it, so the stop took as long as the probe plan.
+trains on to the end of its diagnosis while the main process waits for it, so the stop took
+as long as the probe plan.
 
 Two bounds, neither an exception that can be swallowed:
 - in the child, SIGQUIT ends the process with `os._exit` (its task is unacknowledged and
