@@ -1,17 +1,21 @@
 """Soak: many probe diagnoses through one real worker, its memory and its fairness recorded.
 
     .venv/bin/python -m bench.soak --redis redis://127.0.0.1:6379/12 \
-        [--sequential 200] [--burst 50] [--budget 2] [--out soak.json]
+        [--sequential 200] [--burst 50] [--budget 2] [--plan small] [--minutes M] [--out F]
 
 Against a real Redis (store and broker; the database given is flushed) and one real
 `lossdoctor worker` (prefork, one child), through the API in this process:
 
 1. `--sequential` probe diagnoses one after another, each of a small CNN on 256 real
    Fashion-MNIST images (14×14) with an unscaled initializer, one seed, `--budget` seconds.
-   Per diagnosis: the pool child's peak resident memory while it ran (polled every 0.25 s),
-   the child's pid (a change is a recycled child), wall time, final status.
+   Per diagnosis: the child that ran it (the pool child whose CPU time grew most meanwhile;
+   a change of pid is a recycled child), that child's peak resident memory during it (the
+   kernel's high-water mark, reset when the diagnosis starts), wall time, final status.
 2. `--burst` diagnoses submitted at once, alternating between two tenants, one worker:
    per tenant the time from submission to result and the order results came back in.
+
+`--minutes` caps the sequential part (on a shared machine): no diagnosis is started after
+that, the burst still runs, and the summary says how many ran.
 
 Targets (issue 14): peak RSS flat after warm-up (≤ 20 % growth from diagnosis 20 to the
 last, under 2 GB), no diagnosis failed or stuck, time per diagnosis not growing, no tenant
@@ -30,7 +34,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,10 +55,13 @@ STUCK_HISTORY = {
 DONE = ("succeeded", "failed", "canceled")
 
 
-def small_run(dataset_id: str) -> dict[str, Any]:
+def small_run(dataset_id: str, plan: str = "full") -> dict[str, Any]:
+    """The soak's run. "full": every probe family (~28 trainings per diagnosis); "small": the
+    same run without its optimizer, so the analysis has no learning rate to question and the
+    plan skips the LR probes and the LR sweep (~12 trainings)."""
     init = {"name": "random_normal", "stddev": 1.0}
     conv = {"activation": "relu", "kernel_size": 3, "kernel_initializer": init}
-    return {
+    run: dict[str, Any] = {
         "model": {
             "input_shape": [14, 14, 1],
             "layers": [
@@ -72,6 +79,9 @@ def small_run(dataset_id: str) -> dict[str, Any]:
         "preprocessing": {"normalization": "none"},
         "data": {"dataset_id": dataset_id, "num_classes": 10, "num_examples": 256},
     }
+    if plan == "small":
+        del run["optimizer"]
+    return run
 
 
 @dataclass
@@ -90,19 +100,69 @@ class Soak:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-def rss_mb(pid: int) -> float:
+def peak_rss_mb(pid: int) -> float:
+    """The process' resident high-water mark (VmHWM), in MB; 0 once it is gone."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return 0.0
 
 
+def reset_peak_rss(pid: int) -> None:
+    """Start the high-water mark again from the current RSS (Linux ≥ 4.0, own processes)."""
+    with suppress(OSError):
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def cpu_ticks(pid: int) -> int:
+    """User + system CPU time the process has used, in clock ticks; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+
+
 def pool_children(pid: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
     return [int(p) for p in out.stdout.split()]
+
+
+@dataclass
+class ChildWatch:
+    """The pool children seen while one diagnosis ran: which one ran it, and its peak.
+
+    Right after a recycled child's last diagnosis the old child is still alive (exiting)
+    while its replacement starts the next one, so "the child with the highest RSS" can be
+    the wrong one. The child that ran the diagnosis is the one that used the most CPU
+    during it (TensorFlow's training); an exiting or idle child uses next to none.
+    """
+
+    cpu_at_start: dict[int, int] = field(default_factory=dict)
+    cpu_last: dict[int, int] = field(default_factory=dict)
+    peak_mb: dict[int, float] = field(default_factory=dict)
+
+    def start(self, children: list[int]) -> None:
+        for pid in children:
+            reset_peak_rss(pid)
+            self.cpu_at_start[pid] = cpu_ticks(pid)
+
+    def poll(self, children: list[int]) -> None:
+        for pid in children:
+            ticks, peak = cpu_ticks(pid), peak_rss_mb(pid)
+            if ticks:  # a child that exited between pgrep and here keeps its last reading
+                self.cpu_last[pid] = ticks
+                self.peak_mb[pid] = max(peak, self.peak_mb.get(pid, 0.0))
+
+    def ran_it(self) -> tuple[int | None, float]:
+        """(pid, peak MB) of the child that ran the diagnosis; (None, 0) if none was seen."""
+        if not self.cpu_last:
+            return None, 0.0
+        pid = max(self.cpu_last, key=lambda p: self.cpu_last[p] - self.cpu_at_start.get(p, 0))
+        return pid, self.peak_mb[pid]
 
 
 @contextmanager
@@ -139,6 +199,8 @@ def run_soak(
     budget: float,
     max_memory_mb: int | None = None,
     timeout: float = 900,
+    minutes: float | None = None,
+    plan: str = "full",
 ) -> Soak:
     redis.Redis.from_url(redis_url).flushdb()
     queue = f"soak-{uuid.uuid4().hex[:8]}"
@@ -164,6 +226,7 @@ def run_soak(
     soak = Soak(
         settings={
             "budget_seconds": budget,
+            "plan": plan,
             "worker_max_memory_mb": max_memory_mb or Settings().worker_max_memory_mb,
             "worker_max_tasks_per_child": Settings().worker_max_tasks_per_child,
         }
@@ -179,7 +242,7 @@ def run_soak(
 
         def submit(tenant: str) -> str:
             body = {
-                "run": small_run(datasets[tenant]),
+                "run": small_run(datasets[tenant], plan),
                 "history": STUCK_HISTORY,
                 "probes": {"enabled": True, "budget_seconds": budget, "seeds": 1},
             }
@@ -194,19 +257,23 @@ def run_soak(
             ).json()
             return doc
 
+        stop_at = time.monotonic() + 60 * minutes if minutes else None
         for i in range(sequential):
+            if stop_at is not None and time.monotonic() > stop_at:
+                break
+            watch = ChildWatch()
+            watch.start(pool_children(proc.pid))
             started = time.monotonic()
             diagnosis_id = submit(TENANTS[0])
-            peak, child, status = 0.0, None, "stuck"
+            status = "stuck"
             while time.monotonic() - started < timeout:
-                for pid in pool_children(proc.pid):
-                    mb = rss_mb(pid)
-                    if mb > peak:
-                        peak, child = mb, pid
+                watch.poll(pool_children(proc.pid))
                 status = get(TENANTS[0], diagnosis_id)["status"]
                 if status in DONE:
                     break
                 time.sleep(0.25)
+            watch.poll(pool_children(proc.pid))  # a child that is recycled now is still there
+            child, peak = watch.ran_it()
             soak.sequential.append(
                 Sequential(i, status, round(time.monotonic() - started, 2), round(peak, 1), child)
             )
@@ -257,6 +324,13 @@ def summary(soak: Soak) -> dict[str, Any]:
             "seconds_median_after_warmup": round(first_t, 2),
             "seconds_median_last_quarter": round(last_t, 2),
         }
+        figures = out["sequential"]
+        out["targets"] = {
+            "rss_flat_within_20pct_and_under_2gb": figures["rss_growth_after_warmup"] <= 0.2
+            and figures["rss_peak_mb_max"] < 2048,
+            "none_failed_or_stuck": figures["failed_or_stuck"] == 0,
+            "time_not_growing": last_t <= 1.2 * first_t,
+        }
     if soak.burst:
         per: dict[str, Any] = {}
         order = sorted(soak.burst, key=lambda b: b["finished_at"])
@@ -272,6 +346,10 @@ def summary(soak: Soak) -> dict[str, Any]:
                 "in_first_half_of_results": sum(p < len(order) / 2 for p in positions),
             }
         out["burst"] = per
+        targets = out.setdefault("targets", {})
+        targets["burst_none_failed_or_stuck"] = not any(t["failed_or_stuck"] for t in per.values())
+        # Starved: a tenant with none of the first half of the results.
+        targets["no_tenant_starved"] = all(t["in_first_half_of_results"] > 0 for t in per.values())
     return out
 
 
@@ -288,12 +366,23 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=50)
     parser.add_argument("--budget", type=float, default=2.0)
     parser.add_argument("--max-memory-mb", type=int, default=None)
+    parser.add_argument("--minutes", type=float, default=None, help="cap on the sequential part")
+    parser.add_argument("--plan", choices=("full", "small"), default="full")
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     data = args.data_dir or Path(f"/tmp/lossdoctor-soak-{uuid.uuid4().hex[:8]}")
     data.mkdir(parents=True, exist_ok=True)
-    soak = run_soak(args.redis, data, args.sequential, args.burst, args.budget, args.max_memory_mb)
+    soak = run_soak(
+        args.redis,
+        data,
+        args.sequential,
+        args.burst,
+        args.budget,
+        args.max_memory_mb,
+        minutes=args.minutes,
+        plan=args.plan,
+    )
     result = {"summary": summary(soak), **asdict(soak)}
     text = json.dumps(result, indent=1)
     if args.out:

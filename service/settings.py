@@ -54,7 +54,11 @@ class Settings(BaseSettings):
         "them and hands their diagnosis back to the queue.",
     )
     worker_max_tasks_per_child: int = Field(
-        default=200, ge=1, description="Diagnoses one worker child runs before a fresh one."
+        default=1,
+        ge=1,
+        # 1: TensorFlow keeps ~6 MB of every fitted model for good (README, "Workers that run
+        # for weeks"); a fresh child per diagnosis keeps memory flat, and is not slower.
+        description="Diagnoses one worker child runs before a fresh one replaces it.",
     )
     worker_max_memory_mb: int = Field(
         default=1536,

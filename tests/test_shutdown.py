@@ -29,14 +29,20 @@ from tests.fashion import npz_bytes, sample
 from tests.test_client import free_port
 from tests.test_probes_integration import STUCK, faulty_run
 from tests.workers_env import celery_worker, pool_children, redis_available, redis_url, worker_env
+from workers.shutdown import KILL_AFTER
 
 pytestmark = [pytest.mark.integration, pytest.mark.tf]
 
 GRACE = 2  # LOSSDOCTOR_WORKER_SHUTDOWN_SECONDS in these tests
-STOP_BOUND = GRACE + 15 + 10  # soft shutdown + the SIGKILL fallback's wait + slack on 2 busy cores
+SLACK = 10  # a busy 2-core CI machine
+# serve: soft shutdown + its SIGKILL fallback's wait; a worker: soft shutdown + the pool
+# child's SIGKILL deadline (workers/shutdown.py).
+SERVE_STOP_BOUND = GRACE + 15 + SLACK
+WORKER_STOP_BOUND = GRACE + KILL_AFTER + SLACK
+BUDGET = 10  # probe seconds: long enough to be stopped mid-run, short to finish after
 
 
-def probe_body(dataset: str, budget: float = 20) -> dict[str, Any]:
+def probe_body(dataset: str, budget: float = BUDGET) -> dict[str, Any]:
     return {
         "run": faulty_run(dataset),
         "history": STUCK,
@@ -125,10 +131,10 @@ def test_sigterm_stops_serve_and_its_worker_and_the_probe_diagnosis_completes_af
         )
         stopped_at = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=STOP_BOUND) == 0
+        assert proc.wait(timeout=SERVE_STOP_BOUND) == 0
         took = time.monotonic() - stopped_at
         assert not group_alive(worker), "a process of the local worker outlived serve"
-    assert took < STOP_BOUND
+    assert took < SERVE_STOP_BOUND
 
     with serve(data, port, log):
         completed_once(lambda: httpx.get(location).json())
@@ -169,10 +175,10 @@ def test_sigterm_worker_stops_in_time_and_the_next_worker_completes_its_task(
             )
             stopped_at = time.monotonic()
             first.send_signal(signal.SIGTERM)  # the main process only, as `docker stop` does
-            first.wait(timeout=GRACE + 30)
+            first.wait(timeout=WORKER_STOP_BOUND)
             took = time.monotonic() - stopped_at
             done_before = client.get(location).json()["progress"]["probes_done"]
-        assert took < GRACE + 30
+        assert took < WORKER_STOP_BOUND
         assert client.get(location).json()["status"] == "running"
         with celery_worker(env, tmp_path / "w2.log"):
             doc = completed_once(lambda: client.get(location).json())

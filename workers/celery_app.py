@@ -10,12 +10,14 @@ it took until its process exits, and a replaced child exits.
 
 Shutdown: `lossdoctor worker` runs Celery with REMAP_SIGTERM=SIGQUIT (service/cli.py), so
 SIGTERM starts Celery's soft shutdown: running probes get `worker_shutdown_seconds`, then their
-child is stopped and the unacknowledged task goes back to the broker (acks_late); finished
-probe trainings are stored per key, so the next worker reuses them instead of training twice.
+child is stopped (workers/shutdown.py bounds that) and the unacknowledged task goes back to the
+broker (acks_late); finished probe trainings are stored per key, so the next worker reuses them
+instead of training twice.
 """
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 from celery import Celery
@@ -44,10 +46,17 @@ def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
     }
 
 
+class LossdoctorCelery(Celery):  # type: ignore[misc]  # Celery ships no type hints
+    @cached_property
+    def Worker(self) -> Any:
+        """`celery worker` runs this class: Celery's, with a bounded cold shutdown."""
+        return self.subclass_with_self("workers.shutdown:BoundedWorker")
+
+
 def make_app(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
     broker, options = broker_options(settings)
-    app = Celery("lossdoctor", broker=broker, include=["workers.tasks"])
+    app = LossdoctorCelery("lossdoctor", broker=broker, include=["workers.tasks"])
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
