@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 from service.analysis.probes import (
     LR_RANGE_PROBE,
@@ -265,24 +265,14 @@ def conclude(
         runs.append(probe_run(combined, seeds))
         judged = judge(findings.baseline, combined, chance)
         effect = fix_effect(findings.baseline, combined, judged, seeds)
-    runs += [
-        ProbeRun(
-            name=p.name,
-            change=p.change,
-            status="not_applicable",
-            detail="needs your data sample: probes ran on stand-in data",
-        )
-        for p in skipped
-    ]
-    runs += [
-        ProbeRun(
-            name=p.name,
-            change=p.change,
-            status="skipped",
-            detail="left out to fit budget_seconds: the probes of likelier causes ran first",
-        )
-        for p in dropped
-    ]
+    runs += _not_run(
+        skipped, "not_applicable", "needs your data sample: probes ran on stand-in data"
+    )
+    runs += _not_run(
+        dropped,
+        "skipped",
+        "left out to fit budget_seconds: the probes of likelier causes ran first",
+    )
     causes = revise(static, findings.judgements, findings.bad, findings.compared, seeds)
     verified = effect is not None and effect.confirmed
     if findings.combined and verified and causes and causes[0].probe and causes[0].probe.confirmed:
@@ -328,6 +318,12 @@ def conclude(
             "verdict": "problem" if credible or static.verdict == "problem" else "healthy",
         }
     )
+
+
+def _not_run(
+    probes: Sequence[Probe], status: Literal["skipped", "not_applicable"], detail: str
+) -> list[ProbeRun]:
+    return [ProbeRun(name=p.name, change=p.change, status=status, detail=detail) for p in probes]
 
 
 def probe_run(out: Outcome, seeds: int) -> ProbeRun:
