@@ -27,14 +27,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +42,7 @@ from service.auth import hash_key
 from service.main import create_app
 from service.settings import Settings
 from tests.fashion import npz_bytes, sample
+from tests.workers_env import celery_worker, pool_children
 
 TENANTS = ("team-a", "team-b")
 STUCK_HISTORY = {
@@ -126,11 +123,6 @@ def cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
 
 
-def pool_children(pid: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
-    return [int(p) for p in out.stdout.split()]
-
-
 @dataclass
 class ChildWatch:
     """The pool children seen while one diagnosis ran: which one ran it, and its peak.
@@ -163,32 +155,6 @@ class ChildWatch:
             return None, 0.0
         pid = max(self.cpu_last, key=lambda p: self.cpu_last[p] - self.cpu_at_start.get(p, 0))
         return pid, self.peak_mb[pid]
-
-
-@contextmanager
-def worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "worker"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while b"ready." not in log.read_bytes():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("worker did not start:\n" + log.read_text()[-3000:])
-            time.sleep(0.2)
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def run_soak(
@@ -234,7 +200,10 @@ def run_soak(
     headers = {t: {"Authorization": f"Bearer {k}"} for t, k in keys.items()}
     x, y = sample(n=256)
     files = {"file": ("s.npz", npz_bytes(x / 255.0, y))}
-    with worker(env, data_dir / "worker.log") as proc, TestClient(create_app(settings)) as api:
+    with (
+        celery_worker(env, data_dir / "worker.log") as proc,
+        TestClient(create_app(settings)) as api,
+    ):
         datasets = {
             t: api.post("/v1/datasets", files=files, headers=headers[t]).json()["id"]
             for t in TENANTS
