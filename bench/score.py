@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.score                  # static mode, in-process service
     .venv/bin/python -m bench.score --set programs   # user-style programs (bench/programs)
+    .venv/bin/python -m bench.score --set heldout    # programs never read while tuning rules
     .venv/bin/python -m bench.score --url http://127.0.0.1:8000 --modes probes --per-cause 1
 
 Prints and writes (bench/out/score.json, bench/out/score.md): top-1 and top-3 accuracy,
@@ -24,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 DATA = Path(__file__).parent / "faults" / "data"
-SETS = {"faults": DATA, "programs": Path(__file__).parent / "programs" / "data"}
+PROGRAMS = Path(__file__).parent / "programs"
+SETS = {"faults": DATA, "programs": PROGRAMS / "data", "heldout": PROGRAMS / "heldout_data"}
 OUT = Path(__file__).parent / "out"
 # Causes a loss curve alone (with the optimizer's name and rate) can show.
 CURVE_VISIBLE = {

@@ -9,6 +9,7 @@ the training data as fed. A buggy program is kept only when it measurably hurts 
 held-out data (accuracy, or R² for regressions); the twin is kept as a healthy case.
 
     python -m bench.programs.run [--only NAME ...] [--out bench/programs/data]
+    python -m bench.programs.run --scripts bench/programs/heldout --out bench/programs/heldout_data
 """
 
 from __future__ import annotations
@@ -207,6 +208,7 @@ def _case(program: Program, cause: str, ran: Ran, twin: Ran, samples: Path) -> d
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.programs.run")
+    parser.add_argument("--scripts", type=Path, default=SCRIPTS, help="a folder of programs")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--only", nargs="+", metavar="NAME")
     args = parser.parse_args(argv)
@@ -214,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")
-    paths = sorted(SCRIPTS.glob("*.py"))
+    paths = sorted(args.scripts.glob("*.py"))
     if args.only:
         paths = [p for p in paths if any(o in p.stem for o in args.only)]
     samples = args.out / "samples"
