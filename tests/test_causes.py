@@ -354,3 +354,43 @@ def test_offset_inputs_are_standardized_pixels_rescaled() -> None:
     # [50, 51]: dividing by 51 leaves everything near 1; only subtracting the mean centres it.
     offset = fixes.normalize_inputs(spec, (50.0, 51.0))
     assert offset.patch == {"preprocessing": {"normalization": "standardize"}}
+
+
+def _adamw_with_exponential_decay(decay_rate: float) -> dict[str, Any]:
+    """AdamW's get_config() with a Keras ExponentialDecay in `learning_rate`, as Keras writes it."""
+    return {
+        "name": "adamw",
+        "learning_rate": {
+            "module": "keras.optimizers.schedules",
+            "class_name": "ExponentialDecay",
+            "config": {"initial_learning_rate": 1e-3, "decay_steps": 10, "decay_rate": decay_rate},
+            "registered_name": None,
+        },
+        "weight_decay": 1e-4,
+    }
+
+
+def _stalls_after_one_epoch(n: int = 12) -> dict[str, list[float]]:
+    loss = [2.07] + [2.047] * (n - 1)
+    return {"loss": loss, "val_loss": [2.057] * n}
+
+
+def test_a_schedule_that_takes_the_rate_to_nothing_early_is_a_learning_rate_too_low() -> None:
+    spec = run(optimizer=_adamw_with_exponential_decay(0.01), epochs=12)
+    spec.pop("lr_schedule")
+    request = DiagnosisRequest.model_validate(body(spec, _stalls_after_one_epoch()))
+    report = static_report(request, None)
+    top = report.causes[0]
+    assert report.verdict == "problem" and top.id == "learning_rate_too_low"
+    assert any("by epoch 1 of 12" in e for e in top.evidence)
+    # The fix is a constant rate: the schedule goes, in the stored form as in the sent one.
+    assert top.fix.patch["optimizer"]["schedule"] is None
+    assert isinstance(top.fix.patch["optimizer"]["learning_rate"], float)
+
+
+def test_a_slow_decay_is_not_read_as_a_vanishing_rate() -> None:
+    spec = run(optimizer=_adamw_with_exponential_decay(0.96), epochs=12)
+    spec.pop("lr_schedule")
+    request = DiagnosisRequest.model_validate(body(spec, _stalls_after_one_epoch()))
+    ctx = build_context(request, None)
+    assert causes._rate_vanished(ctx) is None

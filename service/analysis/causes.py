@@ -128,6 +128,9 @@ LOW_LR_SLOW = 1.5  # the loss falls steadily, too slowly to get anywhere in this
 LOW_LR_LINEAR = 1.5  # ... along a straight line from chance, with no sign of levelling off
 LOW_LR_UNMOVED = 0.5  # the loss barely left its starting point
 LOW_LR_BLEW_UP = -2.5  # the loss blew up, which small steps cannot do
+# The run's schedule took the rate more than a decade below the optimizer's usual floor in the
+# first half of the run, and the loss made no progress after that: the steps vanished.
+LOW_LR_SCHEDULE_VANISHED = 3.5
 
 
 def learning_rate_too_low(ctx: Context) -> Found:
@@ -179,7 +182,40 @@ def learning_rate_too_low(ctx: Context) -> Found:
         ev.append(Evidence(LOW_LR_UNMOVED, "the loss barely moved from where it started"))
     if any(c.has(s) for s in ("non_finite_loss", "explosion", "divergence")):
         ev.append(Evidence(LOW_LR_BLEW_UP, "the loss blew up, which a too-small step cannot do"))
+    gone = _rate_vanished(ctx)
+    if gone is not None and r is not None:
+        epoch, rate = gone
+        ev.append(
+            Evidence(
+                LOW_LR_SCHEDULE_VANISHED,
+                f"the learning-rate schedule takes {display(r.optimizer)}'s rate to {rate:.2g} "
+                f"by epoch {epoch} of {c.epochs}, over a decade below the usual floor "
+                f"{r.band.low:g}, and the loss made no progress after that",
+            )
+        )
     return ev, lambda: _lr_fix(ctx, "Raise the learning rate 10×, or run an LR range test")
+
+
+def _rate_vanished(ctx: Context) -> tuple[int, float] | None:
+    """(epoch, rate) at which the run's Keras schedule has taken the rate a decade below the
+    optimizer's usual floor, when that happens in the first half of the run and the loss,
+    still high, stopped improving; None otherwise (or when the steps per epoch are unknown)."""
+    r, c, run = ctx.lr, ctx.curve, ctx.run
+    schedule = run.optimizer.schedule if run.optimizer else None
+    keras = schedule.keras if schedule is not None else None
+    examples = run.data.num_examples if run.data else None
+    if r is None or keras is None or not examples or c.epochs < 2:
+        return None
+    if (_learned(ctx) and _fits_training_data(ctx)) or c.late_gain is None:
+        return None
+    if c.late_gain >= STALLED_GAIN:
+        return None
+    per_epoch = math.ceil(examples / (run.batch_size or 32))  # Keras fit()'s default batch
+    for epoch in range(1, c.epochs // 2 + 1):
+        rate = keras.lr(epoch * per_epoch)
+        if rate < r.band.low / 10:
+            return epoch, rate
+    return None
 
 
 def _learned(ctx: Context) -> bool:

@@ -107,8 +107,15 @@ def learning_rate(run: RunSpec, value: float, why: str) -> Fix:
     args = [f"learning_rate={value:g}"]
     if opt is not None:
         args += [f"{k}={_py(getattr(opt, k))}" for k in _KEEP if getattr(opt, k, None)]
+    summary = f"Set the learning rate to {value:g} ({why})"
+    optimizer_patch: dict[str, Any] = {"learning_rate": value}
+    if opt is not None and opt.schedule is not None:
+        # A constant rate in place of the schedule: as sent, `learning_rate` held the schedule
+        # and the value replaces it; as stored, the schedule is its own field, removed here.
+        summary += ", a constant rate in place of the schedule"
+        optimizer_patch["schedule"] = None
     return Fix(
-        summary=f"Set the learning rate to {value:g} ({why})",
+        summary=summary,
         changes=[
             _change(
                 path="optimizer.learning_rate",
@@ -117,7 +124,7 @@ def learning_rate(run: RunSpec, value: float, why: str) -> Fix:
             )
         ],
         keras=[f"keras.optimizers.{_OPTIMIZER_CLASS.get(name, name)}({', '.join(args)})"],
-        patch={"optimizer": {"learning_rate": value}},
+        patch={"optimizer": optimizer_patch},
     )
 
 
