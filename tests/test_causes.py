@@ -394,3 +394,26 @@ def test_a_slow_decay_is_not_read_as_a_vanishing_rate() -> None:
     request = DiagnosisRequest.model_validate(body(spec, _stalls_after_one_epoch()))
     ctx = build_context(request, None)
     assert causes._rate_vanished(ctx) is None
+
+
+def test_a_small_mlp_on_a_few_tabular_features_is_not_short_of_capacity() -> None:
+    def context(features: int, hidden: int, classes: int) -> Any:
+        model = {
+            "input_shape": [features],
+            "layers": [
+                {"type": "dense", "units": hidden, "activation": "relu"},
+                {"type": "dense", "units": classes, "activation": "softmax"},
+            ],
+        }
+        data = {"num_classes": classes, "num_examples": 150, "input_min": -2, "input_max": 2}
+        spec = run(model=model, data=data)
+        return build_context(DiagnosisRequest.model_validate(body(spec, stuck_curve())), None)
+
+    def says_few(ctx: Any) -> bool:
+        return any("parameters for" in e.text for e in causes.insufficient_capacity(ctx)[0])
+
+    # 16·14 + 3·17 = 275 parameters: many linear classifiers' worth on 13 features.
+    assert not says_few(context(13, 16, 3))
+    # 12·65 + 10·13 = 910 on 64 features and 10 classes: under 100 per class, and under four
+    # linear classifiers on the input (2,600).
+    assert says_few(context(64, 12, 10))

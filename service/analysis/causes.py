@@ -867,7 +867,10 @@ def _relax_fix(ctx: Context) -> Fix:
 # ---- insufficient_capacity ----------------------------------------------------------------
 CAPACITY_NARROWER_THAN_CLASSES = 2.5  # a hidden layer has fewer units than there are classes
 CAPACITY_BOTTLENECK = 2.0  # a hidden layer carries at most two units
-CAPACITY_FEW_PARAMS = 1.5  # fewer than 100 parameters per class
+CAPACITY_FEW_PARAMS = 1.5  # fewer than 100 parameters per class (see _few_params)
+# ... unless the inputs are so few that this many linear classifiers on them need less: a
+# 275-parameter MLP on 13 tabular features is not short of capacity for 3 classes.
+LINEAR_MODELS = 4
 CAPACITY_UNDERFITS = 1.0  # training loss levels off high, smoothly, with validation alongside
 CAPACITY_OVERFITS = -2.0  # the model overfits: it has capacity to spare
 
@@ -892,7 +895,7 @@ def insufficient_capacity(ctx: Context) -> Found:
                     f"layer {narrow.name!r} carries only {narrow.width} channels/units",
                 )
             )
-        if C and arch.params_known and arch.total_params < 100 * C:
+        if C and arch.params_known and arch.total_params < _few_params(arch, C):
             ev.append(
                 Evidence(
                     CAPACITY_FEW_PARAMS,
@@ -913,6 +916,15 @@ def insufficient_capacity(ctx: Context) -> Found:
     if c.overfits and _fits_training_data(ctx):
         ev.append(Evidence(CAPACITY_OVERFITS, "the model overfits, so it has capacity to spare"))
     return ev, lambda: _widen_fix(ctx)
+
+
+def _few_params(arch: Architecture, classes: int) -> int:
+    """Parameters below which a model is short of capacity: 100 per class, or LINEAR_MODELS
+    linear classifiers on the input when that is fewer (small tabular inputs)."""
+    shape = arch.input_shape
+    if not shape or any(not d for d in shape):  # sizes left open: no input size to go by
+        return 100 * classes
+    return min(100 * classes, LINEAR_MODELS * (math.prod(shape) + 1) * classes)
 
 
 def _widen_fix(ctx: Context) -> Fix:
