@@ -269,18 +269,9 @@ def _revised(
     elif baseline_bad and all(j.refuted for j in js):
         logit -= 2.0
     base, out = compared[best.probe]
-    metric = out.probe.metric
-    probe = ProbeEvidence(
-        name=best.probe,
-        change=out.probe.change,
-        baseline_loss=_r(base.mean(metric)),
-        probe_loss=_r(out.mean(metric)),
-        improvement=_r(best.improvement),
-        seeds=seeds,
-        spread=_r(best.noise),
-        confirmed=best.confirmed and baseline_bad,
-    )
-    what = "held-out loss" if metric == "val" else "training loss"
+    measured = fix_effect(base, out, best, seeds)
+    probe = measured.model_copy(update={"confirmed": best.confirmed and baseline_bad})
+    what = "held-out loss" if out.probe.metric == "val" else "training loss"
     verb = "lowered" if probe.confirmed else "did not clearly lower"
     line = (
         f"probe {best.probe} {verb} the {what} from {probe.baseline_loss} to "
@@ -300,7 +291,7 @@ def _r(x: float | None) -> float | None:
 
 
 def fix_effect(baseline: Outcome, fixed: Outcome, j: Judgement, seeds: int) -> ProbeEvidence:
-    """What training the recommended fix did to the replayed run, as measured."""
+    """What training a change (a probe, or the recommended fix) did to the replayed run."""
     metric = fixed.probe.metric
     return ProbeEvidence(
         name=fixed.probe.name,
