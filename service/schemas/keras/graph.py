@@ -434,6 +434,12 @@ def _calls_in_order(entries: list[Any]) -> list[Call]:
     for i, ((_, _, node), name) in enumerate(zip(calls, names, strict=True)):
         refs = _history_refs(node, name) if node is not None else []
         deps.append({position[r[0], r[1]] for r in refs if (r[0], r[1]) in position} - {i})
+    return [calls[i] for i in _earliest_first(deps)]
+
+
+def _earliest_first(deps: list[set[int]]) -> list[int]:
+    """Indices 0..n-1, each after those in its `deps`: Kahn's algorithm taking the earliest
+    ready index first, so an order that already works is kept. ValueError on a cycle."""
     consumers: dict[int, list[int]] = {}
     for i, d in enumerate(deps):
         for j in d:
@@ -441,15 +447,15 @@ def _calls_in_order(entries: list[Any]) -> list[Call]:
     waiting = [len(d) for d in deps]
     ready = [i for i, count in enumerate(waiting) if count == 0]
     heapq.heapify(ready)
-    ordered: list[Call] = []
+    ordered: list[int] = []
     while ready:
         i = heapq.heappop(ready)
-        ordered.append(calls[i])
+        ordered.append(i)
         for k in consumers.get(i, []):
             waiting[k] -= 1
             if waiting[k] == 0:
                 heapq.heappush(ready, k)
-    if len(ordered) != len(calls):
+    if len(ordered) != len(deps):
         raise ValueError("the model's layers form a cycle")
     return ordered
 
@@ -484,25 +490,14 @@ def _ancestors_in_order(layers: list[Layer], outputs: list[str]) -> list[Layer]:
             raise ValueError(f"a layer takes input from unknown layer {name!r}")
         needed.add(name)
         stack.extend(by_name[name].inputs or [])
-    # Kahn's algorithm, taking the earliest ready layer first so the order stays Keras'.
+    # The earliest ready layer first, so the order stays Keras'.
     pending = [layer for layer in layers if layer.name in needed]
-    waiting = [len(set(layer.inputs or []) - {MODEL_INPUT}) for layer in pending]
-    consumers: dict[str, list[int]] = {}
-    for i, layer in enumerate(pending):
-        for source in set(layer.inputs or []) - {MODEL_INPUT}:
-            consumers.setdefault(source, []).append(i)
-    ready = [i for i, count in enumerate(waiting) if count == 0]
-    heapq.heapify(ready)
-    ordered: list[Layer] = []
-    while ready:
-        i = heapq.heappop(ready)
-        ordered.append(pending[i])
-        for j in consumers.get(pending[i].name or "", []):
-            waiting[j] -= 1
-            if waiting[j] == 0:
-                heapq.heappush(ready, j)
-    if len(ordered) != len(pending):
-        raise ValueError("the model's layers form a cycle")
+    position = {layer.name: i for i, layer in enumerate(pending)}
+    deps = [
+        {position[source] for source in set(layer.inputs or []) - {MODEL_INPUT}}
+        for layer in pending
+    ]
+    ordered = [pending[i] for i in _earliest_first(deps)]
     consumed = {source for layer in ordered for source in layer.inputs or []}
     sinks = [layer for layer in ordered if layer.name in outputs and layer.name not in consumed]
     if sinks and ordered[-1] is not sinks[-1]:
