@@ -276,7 +276,7 @@ def _twin_run(case: dict[str, Any], recipe: Any) -> dict[str, Any]:
     import keras
 
     from bench.faults import builders
-    from bench.faults.generate import FULL_BATCH, _augmentation_spec, _plain, prepare
+    from bench.faults.generate import FULL_BATCH, prepare, run_spec
 
     cfg = recipe.twin
     keras.backend.clear_session()  # Keras numbers names per session: "sgd_1" is no optimizer
@@ -285,23 +285,8 @@ def _twin_run(case: dict[str, Any], recipe: Any) -> dict[str, Any]:
     batch = n if cfg.batch_size == FULL_BATCH else cfg.batch_size
     steps = math.ceil(n / batch)
     model = builders.build_model(cfg, fed.x_train.shape[1:], fed.num_classes)
-    run = {
-        **case["request"]["run"],
-        "model": {"keras_json": model.to_json()},
-        "optimizer": _plain(builders.build_optimizer(cfg, steps).get_config()),
-        "lr_schedule": builders.schedule_spec(cfg, steps),
-        "loss": (
-            {"name": "sparse_categorical_crossentropy", "from_logits": True}
-            if cfg.from_logits
-            else "sparse_categorical_crossentropy"
-        ),
-        "batch_size": batch,
-        "epochs": cfg.epochs,
-        "preprocessing": {
-            "normalization": cfg.normalization,
-            "augmentation": _augmentation_spec(cfg),
-        },
-    }
+    optimizer = builders.build_optimizer(cfg, steps).get_config()
+    run = {**case["request"]["run"], **run_spec(cfg, model.to_json(), optimizer, steps, batch)}
     keras.backend.clear_session()
     return run
 

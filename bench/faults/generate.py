@@ -174,20 +174,7 @@ def train(cfg: RunConfig, seed: int) -> Result:
     seconds = time.perf_counter() - start
     request = {
         "run": {
-            "model": {"keras_json": model.to_json()},
-            "optimizer": _plain(optimizer_config),
-            "lr_schedule": builders.schedule_spec(cfg, steps),
-            "loss": (
-                {"name": "sparse_categorical_crossentropy", "from_logits": True}
-                if cfg.from_logits
-                else "sparse_categorical_crossentropy"
-            ),
-            "batch_size": batch_size,
-            "epochs": cfg.epochs,
-            "preprocessing": {
-                "normalization": cfg.normalization,
-                "augmentation": _augmentation_spec(cfg),
-            },
+            **run_spec(cfg, model.to_json(), optimizer_config, steps, batch_size),
             "data": {
                 "dataset_id": None,
                 "num_classes": fed.num_classes,
@@ -329,6 +316,30 @@ def _shorten(recipe: Recipe) -> Recipe:
     if "epochs" in fault:
         fault["epochs"] = max(2, fault["epochs"] // 4)
     return Recipe(recipe.cause, recipe.variant, base, fault)
+
+
+def run_spec(
+    cfg: RunConfig, keras_json: str, optimizer_config: dict[str, Any], steps: int, batch_size: int
+) -> dict[str, Any]:
+    """The run fields a user would send for this configuration (all but `data`)."""
+    from bench.faults import builders  # imports Keras
+
+    return {
+        "model": {"keras_json": keras_json},
+        "optimizer": _plain(optimizer_config),
+        "lr_schedule": builders.schedule_spec(cfg, steps),
+        "loss": (
+            {"name": "sparse_categorical_crossentropy", "from_logits": True}
+            if cfg.from_logits
+            else "sparse_categorical_crossentropy"
+        ),
+        "batch_size": batch_size,
+        "epochs": cfg.epochs,
+        "preprocessing": {
+            "normalization": cfg.normalization,
+            "augmentation": _augmentation_spec(cfg),
+        },
+    }
 
 
 def _setup_tensorflow() -> None:
